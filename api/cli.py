@@ -1,0 +1,261 @@
+"""The `custody` command line. Commands are thin: they call the same service objects as the API.
+
+Errors are mapped to messages and exit codes in exactly one place, ``main``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from api.composition import init_ledger, open_ledger
+from api.settings import Settings
+from ledger.errors import CustodyError, InvalidInput
+from ledger.service import Ledger
+from ledger.verify import verify_ledger
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Custody: a forensic provenance ledger for generative-AI platforms.")
+prove_app = typer.Typer(no_args_is_help=True, help="Inclusion and consistency proofs.")
+hold_app = typer.Typer(no_args_is_help=True, help="Legal holds on a subject.")
+app.add_typer(prove_app, name="prove")
+app.add_typer(hold_app, name="hold")
+out = Console()
+err_console = Console(stderr=True)
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Ledger folder (env CUSTODY_DATA_DIR; default ./custody-data).")]
+Json = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+
+def _settings(data_dir: Path | None) -> Settings:
+    return Settings.from_env(data_dir)
+
+
+def _ledger(data_dir: Path | None) -> Ledger:
+    return open_ledger(_settings(data_dir))
+
+
+def _emit(obj: Any, as_json: bool, human: str | None = None) -> None:
+    if as_json or human is None:
+        print(json.dumps(obj, indent=2, ensure_ascii=False))
+    else:
+        out.print(human, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def init(data_dir: DataDir = None, origin: Annotated[str | None, typer.Option(help="The log's origin line (unique name).")] = None,
+         as_json: Json = False) -> None:
+    """Create the ledger (database, tables, signing and sealing keys) or migrate an existing one."""
+    s = _settings(data_dir)
+    ledger = init_ledger(s, origin)
+    info = {"origin": ledger.config.origin, "data_dir": str(s.data_dir), "key_dir": str(s.key_dir),
+            "database": s.database_url.split("@")[-1], "vkey": ledger.keyring.active.vkey, "size": ledger.size()}
+    _emit(info, as_json, f"ledger [bold]{info['origin']}[/] ready in {s.data_dir}\nverifier key: {info['vkey']}")
+
+
+@app.command()
+def migrate(data_dir: DataDir = None) -> None:
+    """Apply database migrations."""
+    from ledger.store_sql import SqlStore
+
+    SqlStore(_settings(data_dir).database_url).migrate()
+    out.print("migrated")
+
+
+@app.command()
+def append(source: Annotated[str, typer.Argument(help="JSON Lines file (or a JSON array), or - for stdin.")] = "-",
+           data_dir: DataDir = None, as_json: Json = False) -> None:
+    """Append one record, or a batch (JSON Lines) as one atomic transaction."""
+    ledger = _ledger(data_dir)
+    if source == "-":
+        raw = sys.stdin.buffer.read()
+    else:
+        try:
+            raw = Path(source).read_bytes()
+        except OSError as e:
+            raise InvalidInput(f"cannot read {source}: {e.strerror}") from None
+    result = ledger.append(ledger.parse_batch(raw))
+    rows = [a.as_dict() for a in result]
+    _emit(rows, as_json, "\n".join(f"appended {a['id']}  {a['leaf_hash']}" + ("  (existing)" if a["existing"] else "")
+                                   for a in rows))
+
+
+@app.command()
+def get(record_id: Annotated[int, typer.Argument(metavar="ID")], data_dir: DataDir = None,
+        proof: Annotated[bool, typer.Option("--proof", help="Include an inclusion proof.")] = False,
+        size: Annotated[int | None, typer.Option(help="Prove against this tree size.")] = None,
+        reveal: Annotated[bool, typer.Option("--reveal", help="Decrypt sealed fields.")] = False,
+        as_json: Json = False) -> None:
+    """Show a record (and optionally its proof and its sealed values)."""
+    ledger = _ledger(data_dir)
+    obj = ledger.get(record_id, proof=proof, size=size)
+    if reveal:
+        obj["revealed"] = ledger.reveal(record_id)
+    _emit(obj, True)
+
+
+@app.command()
+def checkpoint(data_dir: DataDir = None, as_json: Json = False) -> None:
+    """Sign a checkpoint for the current size if none covers it yet; print the signed note."""
+    cp = _ledger(data_dir).publish(force=True)
+    assert cp is not None
+    _emit(cp.as_dict(), as_json, cp.note.rstrip("\n"))
+
+
+@prove_app.command("inclusion")
+def prove_inclusion(record_id: Annotated[int, typer.Argument(metavar="ID")], data_dir: DataDir = None,
+                    size: Annotated[int | None, typer.Option(help="Tree size (default: latest checkpoint).")] = None,
+                    as_json: Json = False) -> None:
+    """RFC 9162 inclusion proof of a record against a checkpoint."""
+    p = _ledger(data_dir).prove_inclusion(record_id, size)
+    _emit(p, as_json, f"record {p['index']} in tree of size {p['size']}, root {p['root']}\n"
+          + "\n".join(f"  {h}" for h in p["proof"]))
+
+
+@prove_app.command("consistency")
+def prove_consistency(old: int, new: Annotated[int | None, typer.Argument()] = None, data_dir: DataDir = None,
+                      as_json: Json = False) -> None:
+    """RFC 9162 consistency proof between two tree sizes (NEW defaults to the current size)."""
+    p = _ledger(data_dir).prove_consistency(old, new)
+    _emit(p, as_json, f"size {p['old_size']} ({p['old_root']}) → size {p['new_size']} ({p['new_root']})\n"
+          + "\n".join(f"  {h}" for h in p["proof"]))
+
+
+@app.command()
+def verify(data_dir: DataDir = None,
+           incremental: Annotated[bool, typer.Option("--incremental", help="Start at the last verified checkpoint.")] = False,
+           deep: Annotated[bool, typer.Option("--deep", help="Also check canonical form and link hashes.")] = False,
+           as_json: Json = False) -> None:
+    """Recompute every leaf, node and root; check every checkpoint's signature and consistency."""
+    ledger = _ledger(data_dir)
+    report = verify_ledger(ledger.store, ledger.keyring.verifiers, ledger.config.origin,
+                           incremental=incremental, deep=deep)
+    d = report.as_dict()
+    if as_json:
+        _emit(d, True)
+    else:
+        status = "[green]PASS[/]" if report.ok else "[red]FAIL[/]"
+        out.print(f"{status} {report.mode} verify: {d['entries_checked']} entries from index {d['start']}, "
+                  f"{d['checkpoints_checked']} checkpoints, {d['seconds']} s")
+        for p in report.problems:
+            out.print(f"  [red]{p.what}[/]: {p.message}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(5)
+
+
+@app.command()
+def trace(record_id: Annotated[int, typer.Argument(metavar="ID")], data_dir: DataDir = None,
+          max_nodes: Annotated[int, typer.Option(help="Stop the walk after this many records.")] = 10_000,
+          as_json: Json = False) -> None:
+    """The connected chain of a record through its links, in both directions."""
+    t = _ledger(data_dir).trace(record_id, max_nodes=max_nodes).as_dict()
+    if as_json:
+        _emit(t, True)
+        return
+    table = Table("id", "kind", "producer", "links to", title=f"trace of record {record_id}")
+    for n in t["nodes"]:
+        targets = ", ".join(f"{e['rel']}→{e['dst']}" for e in t["edges"] if e["src"] == n["id"])
+        table.add_row(str(n["id"]), n["kind"], n["producer"], targets)
+    out.print(table)
+
+
+@app.command()
+def keys(data_dir: DataDir = None, rotate: Annotated[bool, typer.Option("--rotate", help="Sign from now on with a new key.")] = False,
+         as_json: Json = False) -> None:
+    """List every checkpoint key with its verifier key (vkey); optionally rotate."""
+    ledger = _ledger(data_dir)
+    if rotate:
+        ledger.keyring.rotate()
+        ledger.publish(force=True)
+    rows = [k.__dict__ for k in ledger.keyring.info()]
+    if as_json:
+        _emit(rows, True)
+        return
+    table = Table("key id", "active", "vkey")
+    for k in rows:
+        table.add_row(k["key_id"], "yes" if k["active"] else "", k["vkey"])
+    out.print(table)
+
+
+@app.command()
+def erase(subject: str, data_dir: DataDir = None,
+          reason: Annotated[str, typer.Option(help="Why (recorded in the erasure record).")] = "data subject request",
+          requested_by: Annotated[str, typer.Option(help="Who asked.")] = "operator",
+          as_json: Json = False) -> None:
+    """Crypto-shred a subject: destroy its key and append an erasure record. Refused under legal hold."""
+    a = _ledger(data_dir).erase(subject, reason=reason, requested_by=requested_by)
+    _emit(a.as_dict(), as_json, f"erased {subject}: erasure record {a.id}")
+
+
+def _hold(action: str, subject: str, case: str, producer: str, data_dir: Path | None, as_json: bool) -> None:
+    from ledger.service import now_rfc3339
+
+    ledger = _ledger(data_dir)
+    [a] = ledger.append([{"kind": "legal_hold", "producer": producer, "produced_at": now_rfc3339(),
+                          "subject": subject, "body": {"action": action, "case_id": case}}])
+    _emit(a.as_dict(), as_json, f"hold {action}d on {subject} for case {case}: record {a.id}")
+
+
+@hold_app.command("place")
+def hold_place(subject: str, case: Annotated[str, typer.Option("--case", help="Case id.")],
+               producer: Annotated[str, typer.Option(help="Who places it.")] = "legal",
+               data_dir: DataDir = None, as_json: Json = False) -> None:
+    """Place a legal hold: the subject cannot be erased until it is released."""
+    _hold("place", subject, case, producer, data_dir, as_json)
+
+
+@hold_app.command("release")
+def hold_release(subject: str, case: Annotated[str, typer.Option("--case", help="Case id.")],
+                 producer: Annotated[str, typer.Option(help="Who releases it.")] = "legal",
+                 data_dir: DataDir = None, as_json: Json = False) -> None:
+    """Release a legal hold."""
+    _hold("release", subject, case, producer, data_dir, as_json)
+
+
+@hold_app.command("list")
+def hold_list(subject: str, data_dir: DataDir = None, as_json: Json = False) -> None:
+    """Active holds on a subject (case id → record that placed it)."""
+    holds = _ledger(data_dir).holds(subject)
+    _emit(holds, as_json, "\n".join(f"{c}: record {i}" for c, i in holds.items()) or "no active holds")
+
+
+@app.command()
+def demo(data_dir: Annotated[Path, typer.Option("--data-dir", help="Where the demo ledger goes.")] = Path("custody-demo"),
+         as_json: Json = False) -> None:
+    """Initialise a ledger, append a sample incident, sign a checkpoint, prove a record and verify."""
+    from api.demo import run_demo
+
+    summary = run_demo(_settings(data_dir), console=None if as_json else out)
+    if as_json:
+        _emit(summary, True)
+    if not summary["verify"]["ok"]:
+        raise typer.Exit(5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: the one place where errors become messages and exit codes.
+
+    Usage errors are Typer's own (exit 2, with the usage line); every deliberate Custody error
+    becomes one line on stderr and its exit code; nothing else is caught, so a bug still shows
+    its traceback rather than hiding behind a friendly message.
+    """
+    try:
+        app(args=argv, prog_name="custody")
+    except CustodyError as e:
+        err_console.print(f"[red]error[/] ({e.code}): {e}", highlight=False, soft_wrap=True)
+        return e.exit_code
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

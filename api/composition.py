@@ -1,0 +1,56 @@
+"""The composition root: turn settings into a working ledger (store + keys + service)."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+
+from api.settings import Settings
+from ledger.errors import Conflict, NotInitialised
+from ledger.keyring import Keyring
+from ledger.service import Ledger, LedgerConfig
+from ledger.store_sql import SqlStore
+
+ORIGIN_KEY = "origin"
+
+
+def default_origin() -> str:
+    host = "".join(c for c in socket.gethostname().lower() if c.isalnum() or c in "-.") or "localhost"
+    return f"custody.{host}/{secrets.token_hex(4)}"
+
+
+def init_ledger(settings: Settings, origin: str | None = None) -> Ledger:
+    """Create (or migrate) the database, create the keys and record the log's origin. Idempotent
+    for an existing ledger with its keys; refuses to pair a database with another ledger's keys."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = SqlStore(settings.database_url)
+    store.migrate()
+    with store.read() as r:
+        meta = r.meta()
+    if ORIGIN_KEY in meta:
+        if origin and origin != meta[ORIGIN_KEY]:
+            raise Conflict(f"this ledger already exists with origin {meta[ORIGIN_KEY]!r}")
+        keyring = Keyring(settings.key_dir)
+        if keyring.active.name != meta[ORIGIN_KEY]:
+            raise Conflict(f"the keys in {settings.key_dir} belong to {keyring.active.name!r}, "
+                           f"not to this ledger ({meta[ORIGIN_KEY]!r})")
+        return open_ledger(settings, store)
+    origin = origin or default_origin()
+    Keyring.create(settings.key_dir, origin)
+    with store.write() as w:
+        w.set_meta(ORIGIN_KEY, origin)
+    ledger = open_ledger(settings, store)
+    ledger.publish()  # the empty tree's checkpoint: every later one can be proven consistent with it
+    return ledger
+
+
+def open_ledger(settings: Settings, store: SqlStore | None = None) -> Ledger:
+    store = store or SqlStore(settings.database_url)
+    with store.read() as r:
+        meta = r.meta()
+    if ORIGIN_KEY not in meta:
+        raise NotInitialised("this ledger has not been initialised (run `custody init`)")
+    keyring = Keyring(settings.key_dir)
+    config = LedgerConfig(origin=meta[ORIGIN_KEY], max_record_bytes=settings.max_record_bytes,
+                          checkpoint_interval=settings.checkpoint_interval)
+    return Ledger(store, keyring, config)

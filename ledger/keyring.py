@@ -1,0 +1,108 @@
+"""The ledger's key folder: checkpoint signing keys (with rotation) and the sealing key.
+
+Layout (the folder is created 0700, every secret file 0600)::
+
+    <key dir>/checkpoint-<keyid>.key   Go-format Ed25519 signing key (PRIVATE+KEY+...)
+    <key dir>/verifiers.txt            every verifier key ever used, oldest first; the last is active
+    <key dir>/sealing.key              32-byte AES key that wraps per-subject keys
+
+The verifier list is the trust anchor ``custody verify`` checks checkpoints against: it lives
+beside the private keys, not in the database, so whoever can write the database cannot also
+slip in a key of their own. Rotation adds a key and destroys the previous private key; the old
+public key stays in ``verifiers.txt`` so every checkpoint it signed stays verifiable.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ledger.errors import Conflict, FormatError, NotInitialised
+from ledger.keys import NoteSigner, NoteVerifier, generate_signing_key, load_signing_key
+from ledger.sealing import Sealer
+
+VERIFIERS = "verifiers.txt"
+SEALING = "sealing.key"
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    name: str
+    key_id: str
+    vkey: str
+    active: bool
+    private_key_present: bool
+
+
+class Keyring:
+    def __init__(self, directory: Path) -> None:
+        self.dir = Path(directory)
+        path = self.dir / VERIFIERS
+        if not path.exists():
+            raise NotInitialised(f"no keys in {self.dir} (run `custody init`)")
+        lines = [ln.strip() for ln in path.read_text("ascii").splitlines() if ln.strip()]
+        if not lines:
+            raise FormatError(f"{path} lists no verifier keys")
+        self.verifiers = [NoteVerifier.from_vkey(v) for v in lines]
+        self._signer: NoteSigner | None = None
+
+    @classmethod
+    def create(cls, directory: Path, name: str) -> Keyring:
+        """A new key folder with one signing key named ``name`` (the log's origin) and a sealing key."""
+        directory = Path(directory)
+        if (directory / VERIFIERS).exists():
+            raise Conflict(f"{directory} already holds ledger keys; refusing to replace them")
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(directory, 0o700)
+        if not (directory / SEALING).exists():
+            Sealer.create_key_file(directory / SEALING)
+        cls._add_key(directory, name)
+        return cls(directory)
+
+    @staticmethod
+    def _add_key(directory: Path, name: str) -> NoteSigner:
+        pending = directory / f".checkpoint-new-{os.getpid()}.key"
+        signer = generate_signing_key(pending, name)  # 0600, fsynced, never overwrites
+        try:
+            os.link(pending, directory / f"checkpoint-{signer.key_id.hex()}.key")
+        finally:
+            pending.unlink(missing_ok=True)
+        with open(directory / VERIFIERS, "a", encoding="ascii") as f:
+            f.write(signer.vkey + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        return signer
+
+    @property
+    def active(self) -> NoteVerifier:
+        return self.verifiers[-1]
+
+    def signer(self) -> NoteSigner:
+        if self._signer is None:
+            path = self.dir / f"checkpoint-{self.active.key_id.hex()}.key"
+            if not path.exists():
+                raise NotInitialised(f"the active signing key {path} is missing")
+            signer = load_signing_key(path)
+            if signer.vkey != self.active.vkey:
+                raise FormatError(f"{path} does not hold the key {self.active.vkey}")
+            self._signer = signer
+        return self._signer
+
+    def rotate(self) -> NoteVerifier:
+        """Start signing with a new key; destroy the old private key, keep its public key."""
+        old = self.dir / f"checkpoint-{self.active.key_id.hex()}.key"
+        new = self._add_key(self.dir, self.active.name)
+        if old.exists():
+            os.unlink(old)
+        self.verifiers.append(new.verifier())
+        self._signer = None
+        return self.active
+
+    def sealer(self) -> Sealer:
+        return Sealer.from_key_file(self.dir / SEALING)
+
+    def info(self) -> list[KeyInfo]:
+        return [KeyInfo(v.name, v.key_id.hex(), v.vkey, i == len(self.verifiers) - 1,
+                         (self.dir / f"checkpoint-{v.key_id.hex()}.key").exists())
+                for i, v in enumerate(self.verifiers)]

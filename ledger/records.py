@@ -1,0 +1,365 @@
+"""Record kinds, their validation, and the canonical bytes that become Merkle leaves.
+
+A service submits a ``RecordIn`` (JSON). The ledger validates it, resolves its links, seals its
+sensitive fields and stamps its own time; the result is a leaf document whose RFC 8785
+canonical JSON is the leaf's bytes. Leaf documents look like::
+
+    {"kind": "prompt", "schema": 1, "producer": "svc:imagine", "produced_at": "...",
+     "ledger_time": "...", "subject": "subj:...",
+     "links": [{"rel": "principal", "id": 0, "leaf": "<hex leaf hash of record 0>"}],
+     "body": {...}, "sealed": {"text": "<hex commitment>"}}
+
+Links carry the linked record's leaf hash, so each record commits to its ancestors by content,
+not only by position: a chain of records can be checked even where the tree is not at hand.
+Sensitive values never enter the leaf: only a salted commitment does (see ``ledger.sealing``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+import rfc8785
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+
+from ledger.errors import InvalidInput, RecordTooLarge
+
+SCHEMA_VERSION = 1
+DEFAULT_MAX_RECORD_BYTES = 1 << 20
+MAX_SAFE_INTEGER = (1 << 53) - 1  # I-JSON / RFC 8785: larger integers are not portable
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")]
+Hex64 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
+
+
+class Kind(StrEnum):
+    PRINCIPAL = "principal"
+    MODEL_VERSION = "model_version"
+    POLICY = "policy"
+    PROMPT = "prompt"
+    GENERATION = "generation"
+    ARTIFACT = "artifact"
+    SAFETY_DECISION = "safety_decision"
+    REVIEW_DECISION = "review_decision"
+    DISTRIBUTION = "distribution"
+    LEGAL_HOLD = "legal_hold"
+    ACCESS = "access"
+    REPLAY_REPORT = "replay_report"
+    ERASURE = "erasure"
+
+
+class _Body(BaseModel):
+    """Bodies name their required fields strictly; producers may add fields of their own."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+
+
+Surface = Literal["chat", "imagine", "api", "edit", "video"]
+
+
+class PrincipalBody(_Body):
+    pseudonym: Name
+    principal_type: Literal["user", "service", "reviewer", "investigator"]
+
+
+class ModelVersionBody(_Body):
+    name: Name
+    version: Name
+    weights_sha256: Hex64 | None = None
+
+
+class PolicyBody(_Body):
+    policy_id: Name
+    version: Name
+    document_sha256: Hex64
+
+
+class PromptBody(_Body):
+    surface: Surface
+    session: Name | None = None
+    turn: int | None = Field(default=None, ge=0)
+    language: str | None = None
+
+
+class GenerationBody(_Body):
+    surface: Surface
+    parameters: dict[str, Any]
+    seed: int = Field(ge=0, le=MAX_SAFE_INTEGER)
+
+
+class ArtifactBody(_Body):
+    sha256: Hex64
+    media_type: Annotated[str, StringConstraints(pattern=r"^[a-z]+/[a-z0-9.+-]+$")]
+    size: int = Field(ge=0)
+    storage_ref: Text
+
+
+class SafetyDecisionBody(_Body):
+    action: Literal["allow", "hold", "block", "escalate"]
+    policy_id: Name
+    policy_version: Name
+    pipeline_version: Name
+    risk: float = Field(ge=0, le=1)
+    signals: dict[str, Any] | list[Any]
+
+
+class ReviewDecisionBody(_Body):
+    action: Literal["approve", "remove", "escalate", "restore"]
+    reviewer: Name
+    reason: Text
+
+
+class DistributionBody(_Body):
+    action: Literal["publish", "share", "report", "takedown"]
+    channel: Name | None = None
+
+
+class LegalHoldBody(_Body):
+    action: Literal["place", "release"]
+    case_id: Name
+
+
+class AccessBody(_Body):
+    actor: Name
+    role: Name
+    action: Name
+    case_id: Name
+    purpose: Text
+
+
+class ReplayReportBody(_Body):
+    report_sha256: Hex64
+
+
+class ErasureBody(_Body):
+    reason: Text
+    requested_by: Name
+
+
+BODIES: dict[Kind, type[_Body]] = {
+    Kind.PRINCIPAL: PrincipalBody,
+    Kind.MODEL_VERSION: ModelVersionBody,
+    Kind.POLICY: PolicyBody,
+    Kind.PROMPT: PromptBody,
+    Kind.GENERATION: GenerationBody,
+    Kind.ARTIFACT: ArtifactBody,
+    Kind.SAFETY_DECISION: SafetyDecisionBody,
+    Kind.REVIEW_DECISION: ReviewDecisionBody,
+    Kind.DISTRIBUTION: DistributionBody,
+    Kind.LEGAL_HOLD: LegalHoldBody,
+    Kind.ACCESS: AccessBody,
+    Kind.REPLAY_REPORT: ReplayReportBody,
+    Kind.ERASURE: ErasureBody,
+}
+
+# Values that identify a real person may only travel sealed (salted commitment in the leaf,
+# ciphertext beside it); putting them in the clear body is refused.
+SEALED_ONLY: dict[Kind, frozenset[str]] = {
+    Kind.PRINCIPAL: frozenset({"email", "handle", "name", "real_name", "phone", "ip", "address", "real_identifiers"}),
+    Kind.PROMPT: frozenset({"text"}),
+}
+REQUIRED_SEALED: dict[Kind, frozenset[str]] = {Kind.PROMPT: frozenset({"text"})}
+# Kinds only the ledger itself appends (through its own service calls), never a client.
+LEDGER_ONLY: frozenset[Kind] = frozenset({Kind.ERASURE})
+NEEDS_SUBJECT: frozenset[Kind] = frozenset({Kind.LEGAL_HOLD, Kind.ERASURE})
+
+
+class LinkIn(BaseModel):
+    """A link to an earlier record: by ledger ``id``, or by position in the same ``batch``."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    rel: Name
+    id: int | None = Field(default=None, ge=0)
+    batch: int | None = Field(default=None, ge=0)
+
+    def model_post_init(self, _context: Any) -> None:
+        if (self.id is None) == (self.batch is None):
+            raise ValueError("a link names exactly one of 'id' (a ledger record) or 'batch' (an earlier line)")
+
+
+class RecordIn(BaseModel):
+    """What a producer submits. The ledger adds its own time and resolves links."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    kind: Kind
+    schema_: int = Field(default=SCHEMA_VERSION, alias="schema")
+    producer: Name
+    produced_at: str
+    subject: Name | None = None
+    links: list[LinkIn] = Field(default_factory=list, max_length=1000)
+    body: dict[str, Any]
+    sensitive: dict[str, Any] | None = None
+    idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _kind(cls, v: Any) -> Any:
+        if isinstance(v, str) and v not in Kind._value2member_map_:
+            raise ValueError(f"unknown kind {v!r}; known kinds: {', '.join(k.value for k in Kind)}")
+        return Kind(v) if isinstance(v, str) else v
+
+    @field_validator("schema_")
+    @classmethod
+    def _schema(cls, v: int) -> int:
+        if v != SCHEMA_VERSION:
+            raise ValueError(f"schema version {v} is not supported (this ledger writes version {SCHEMA_VERSION})")
+        return v
+
+    @field_validator("produced_at")
+    @classmethod
+    def _timestamp(cls, v: str) -> str:
+        if not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)", v):
+            raise ValueError("must be an RFC 3339 timestamp with a time zone, e.g. 2025-12-30T10:00:00Z")
+        try:
+            datetime.fromisoformat(v)
+        except ValueError:
+            raise ValueError("is not a valid date and time") from None
+        return v
+
+
+def _format_validation_error(err: ValidationError, prefix: str = "") -> str:
+    parts = []
+    for e in err.errors()[:5]:
+        loc = ".".join(str(p) for p in e["loc"] if p != "schema_") or "record"
+        msg = e["msg"].removeprefix("Value error, ")
+        parts.append(f"{prefix}{loc}: {msg}")
+    more = len(err.errors()) - 5
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def validate_record(data: Any, *, allow_ledger_kinds: bool = False) -> RecordIn:
+    """Validate one submitted record (already parsed JSON). Raises InvalidInput naming the problem."""
+    if not isinstance(data, dict):
+        raise InvalidInput(f"a record must be a JSON object, not {type(data).__name__}")
+    try:
+        rec = RecordIn.model_validate(data)
+    except ValidationError as err:
+        raise InvalidInput(_format_validation_error(err)) from None
+    if rec.kind in LEDGER_ONLY and not allow_ledger_kinds:
+        raise InvalidInput(f"kind {rec.kind.value!r} is appended only by the ledger itself")
+    try:
+        BODIES[rec.kind].model_validate(rec.body)
+    except ValidationError as err:
+        raise InvalidInput(_format_validation_error(err, "body.")) from None
+    clear = SEALED_ONLY.get(rec.kind, frozenset()) & rec.body.keys()
+    if clear:
+        raise InvalidInput(
+            f"body.{sorted(clear)[0]}: identifies a person and must be sent under 'sensitive', not in the clear body"
+        )
+    missing = REQUIRED_SEALED.get(rec.kind, frozenset()) - (rec.sensitive or {}).keys()
+    if missing:
+        raise InvalidInput(f"sensitive.{sorted(missing)[0]}: required for kind {rec.kind.value!r}")
+    if rec.sensitive and not rec.subject:
+        raise InvalidInput("subject: required when a record has sensitive fields (they are sealed under the subject's key)")
+    if rec.kind in NEEDS_SUBJECT and not rec.subject:
+        raise InvalidInput(f"subject: required for kind {rec.kind.value!r}")
+    canonical_json(rec.body)  # rejects what RFC 8785 cannot encode, with a clear message
+    if rec.sensitive:
+        canonical_json(rec.sensitive)
+    return rec
+
+
+# --- JSON in and out ---------------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> Any:
+    raise InvalidInput(f"{name} is not a JSON number (RFC 8785 forbids NaN and infinities)")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise InvalidInput(f"duplicate member name {k!r} in a JSON object")
+        out[k] = v
+    return out
+
+
+def parse_json(raw: bytes | str, *, what: str = "input", max_bytes: int | None = None) -> Any:
+    """Parse strict JSON: UTF-8, no NaN/Infinity, no duplicate member names."""
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise RecordTooLarge(f"{what} is {len(raw)} bytes; the limit is {max_bytes} bytes")
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise InvalidInput(f"{what} is not valid UTF-8 (byte {err.start})") from None
+    try:
+        value = json.loads(raw, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
+    except json.JSONDecodeError as err:
+        raise InvalidInput(f"{what} is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+    except RecursionError:
+        raise InvalidInput(f"{what} nests too deeply") from None
+    if isinstance(value, float) and value != value:  # pragma: no cover - parse_constant catches NaN
+        raise InvalidInput("NaN is not allowed")
+    return value
+
+
+def _fast_path_ok(obj: Any, depth: int = 0) -> bool:
+    """True when ``json.dumps(sort_keys=True)`` provably equals RFC 8785 for ``obj``.
+
+    They agree on strings, safe integers, booleans and null, and on key order whenever no key
+    has a character at or above U+D800 (code-point and UTF-16 orders then coincide). Floats
+    and other keys take the ``rfc8785`` path. Equality is a property test in the suite.
+    """
+    if depth > 64:
+        return False
+    t = type(obj)
+    if t is str or obj is None or t is bool:
+        return True
+    if t is int:
+        return -MAX_SAFE_INTEGER <= obj <= MAX_SAFE_INTEGER
+    if t is dict:
+        for k, v in obj.items():
+            if type(k) is not str or (k and max(k) >= "\ud800") or not _fast_path_ok(v, depth + 1):
+                return False
+        return True
+    if t is list:
+        return all(_fast_path_ok(v, depth + 1) for v in obj)
+    return False
+
+
+def canonical_json(obj: Any) -> bytes:
+    """RFC 8785 (JCS) canonical bytes. Raises InvalidInput for what JCS cannot represent."""
+    try:
+        if _fast_path_ok(obj):
+            return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True,
+                              allow_nan=False).encode("utf-8")
+        return rfc8785.dumps(obj)
+    except UnicodeEncodeError:
+        raise InvalidInput("a string holds an unpaired UTF-16 surrogate, which is not valid Unicode") from None
+    except rfc8785.IntegerDomainError:
+        raise InvalidInput(f"an integer is outside ±{MAX_SAFE_INTEGER} (RFC 8785 / I-JSON)") from None
+    except rfc8785.FloatDomainError:
+        raise InvalidInput("NaN and infinite numbers are not allowed (RFC 8785)") from None
+    except (rfc8785.CanonicalizationError, TypeError, ValueError, RecursionError) as err:
+        raise InvalidInput(f"value cannot be canonicalised: {err}") from None
+
+
+def leaf_document(rec: RecordIn, *, ledger_time: str, links: list[dict[str, Any]],
+                  sealed: dict[str, str]) -> dict[str, Any]:
+    """The JSON object whose canonical bytes are the record's leaf."""
+    doc: dict[str, Any] = {
+        "kind": rec.kind.value,
+        "schema": rec.schema_,
+        "producer": rec.producer,
+        "produced_at": rec.produced_at,
+        "ledger_time": ledger_time,
+        "links": links,
+        "body": rec.body,
+    }
+    if rec.subject is not None:
+        doc["subject"] = rec.subject
+    if sealed:
+        doc["sealed"] = sealed
+    return doc
+
+
+def request_fingerprint(data: dict[str, Any]) -> bytes:
+    """What "the same record" means for an idempotent retry: the submission's canonical bytes."""
+    return hashlib.sha256(canonical_json({k: v for k, v in data.items() if k != "idempotency_key"})).digest()

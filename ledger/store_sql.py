@@ -1,0 +1,353 @@
+"""SQLModel tables and the SQL store, for SQLite (WAL, synchronous=FULL) and PostgreSQL.
+
+Writers are serialised by the database, not by the process: SQLite's ``BEGIN IMMEDIATE``
+takes the write lock before anything is read; PostgreSQL takes a transaction-scoped advisory
+lock. So threads and separate processes alike see a stable tree size inside a write and get
+dense indices. The hot paths use ``exec_driver_sql`` with positional parameters: the ORM's
+per-row overhead would cost more than the hashing.
+
+Append-only is enforced twice: this module has no UPDATE or DELETE for ledger tables, and the
+migration installs triggers that make the database refuse them (see migrations/versions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, event
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlmodel import Field, SQLModel, create_engine
+
+from ledger.errors import Conflict, StorageError
+from ledger.store import CheckpointRow, EntryRow, LinkRow, SealedRow
+
+PG_WRITER_LOCK = 0x637573746F6479  # "custody": the advisory lock that serialises writers
+APPEND_ONLY_TABLES = ("entries", "tree_nodes", "links", "sealed_values", "checkpoints")
+
+
+# SQLite: INTEGER PRIMARY KEY makes the key the rowid (a clustered table, no second index).
+BIGINT = BigInteger().with_variant(Integer, "sqlite")
+
+
+def _blob(nullable: bool = False) -> Any:
+    return Field(sa_column=Column(LargeBinary, nullable=nullable))
+
+
+class LedgerMeta(SQLModel, table=True):
+    __tablename__ = "ledger_meta"
+    key: str = Field(sa_column=Column(String(64), primary_key=True))
+    value: str = Field(sa_column=Column(String(2000), nullable=False))
+
+
+class Entry(SQLModel, table=True):
+    """One record: its leaf bytes (canonical JSON) and a few columns copied out for lookups."""
+
+    __tablename__ = "entries"
+    idx: int = Field(sa_column=Column(BIGINT, primary_key=True, autoincrement=False))
+    data: bytes = _blob()
+    kind: str = Field(sa_column=Column(String(32), nullable=False))
+    subject: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    ledger_time: str = Field(sa_column=Column(String(40), nullable=False))
+    idempotency_key: str | None = Field(default=None, sa_column=Column(String(200), nullable=True, unique=True))
+    request_hash: bytes | None = _blob(nullable=True)
+
+    __table_args__ = (Index("ix_entries_subject_kind", "subject", "kind"),)
+
+
+class TreeNode(SQLModel, table=True):
+    """Every complete subtree hash, keyed by Go tlog's stored hash index (see ledger.merkle)."""
+
+    __tablename__ = "tree_nodes"
+    id: int = Field(sa_column=Column(BIGINT, primary_key=True, autoincrement=False))
+    hash: bytes = _blob()
+
+
+class Link(SQLModel, table=True):
+    __tablename__ = "links"
+    src: int = Field(sa_column=Column(BIGINT, primary_key=True, autoincrement=False))
+    dst: int = Field(sa_column=Column(BIGINT, primary_key=True, autoincrement=False))
+    rel: str = Field(sa_column=Column(String(200), primary_key=True))
+
+    __table_args__ = (Index("ix_links_dst", "dst"),)
+
+
+class SealedValue(SQLModel, table=True):
+    """A sensitive field's ciphertext under its subject's key; the leaf holds its commitment."""
+
+    __tablename__ = "sealed_values"
+    idx: int = Field(sa_column=Column(BIGINT, primary_key=True, autoincrement=False))
+    field: str = Field(sa_column=Column(String(200), primary_key=True))
+    subject: str = Field(sa_column=Column(String(200), nullable=False))
+    blob: bytes = _blob()
+
+
+class SubjectKey(SQLModel, table=True):
+    """Per-subject data keys, wrapped by the sealing key. Deleting a row crypto-shreds a subject."""
+
+    __tablename__ = "subject_keys"
+    subject: str = Field(sa_column=Column(String(200), primary_key=True))
+    wrapped_key: bytes = _blob()
+    created_at: str = Field(sa_column=Column(String(40), nullable=False))
+
+
+class CheckpointRecord(SQLModel, table=True):
+    __tablename__ = "checkpoints"
+    id: int | None = Field(default=None, sa_column=Column(BIGINT, primary_key=True, autoincrement=True))
+    size: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    root: bytes = _blob()
+    note: str = Field(sa_column=Column(String(8000), nullable=False))
+    created_at: str = Field(sa_column=Column(String(40), nullable=False))
+
+
+class VerifyRun(SQLModel, table=True):
+    """Where the last successful ``custody verify`` got to, for incremental verification."""
+
+    __tablename__ = "verify_runs"
+    id: int | None = Field(default=None, sa_column=Column(BIGINT, primary_key=True, autoincrement=True))
+    checkpoint_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    verified_at: str = Field(sa_column=Column(String(40), nullable=False))
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite:///{Path(data_dir).resolve() / 'ledger.db'}"
+
+
+class SqlStore:
+    """The ledger's rows in SQLite or PostgreSQL (``url`` is an SQLAlchemy URL)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        u = make_url(url)
+        self.dialect = u.get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise StorageError(f"unsupported database {self.dialect!r}: use sqlite:/// or postgresql+psycopg://")
+        if self.dialect == "sqlite":
+            if u.database and u.database != ":memory:":
+                Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = self._sqlite_engine(url)
+        else:
+            self.engine = create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=16)
+        self._p = "?" if self.dialect == "sqlite" else "%s"
+
+    @staticmethod
+    def _sqlite_engine(url: str) -> Engine:
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")  # durable: NORMAL can lose the last commits on power loss
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.execute("PRAGMA secure_delete=ON")  # erased subject keys are overwritten, not just unlinked
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
+
+        return engine
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision (idempotent)."""
+        from migrations import upgrade
+
+        try:
+            upgrade(self.engine)
+        except SQLAlchemyError as err:
+            raise StorageError(f"migration failed: {err.__class__.__name__}: {err.orig if hasattr(err, 'orig') else err}") from err
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _txn(self, write: bool) -> Iterator[_SqlTxn]:
+        try:
+            with self.engine.connect() as conn:
+                conn.info["write"] = write
+                try:
+                    with conn.begin():
+                        if write and self.dialect == "postgresql":
+                            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITER_LOCK})")
+                        yield _SqlTxn(conn, self._p, self.dialect)
+                finally:
+                    conn.info["write"] = False
+        except IntegrityError as err:
+            raise Conflict(f"the database refused a duplicate: {err.orig}") from err
+        except (OperationalError, DBAPIError) as err:
+            msg = str(err.orig) if err.orig is not None else str(err)
+            if "no such table" in msg or "does not exist" in msg and "relation" in msg:
+                from ledger.errors import NotInitialised
+
+                raise NotInitialised("the ledger database has no tables yet: run `custody init`") from err
+            raise StorageError(f"database error: {msg.strip()}") from err
+
+    def read(self) -> Any:
+        return self._txn(write=False)
+
+    def write(self) -> Any:
+        return self._txn(write=True)
+
+    def iter_chunks(self, start: int, stop: int, chunk: int = 20_000) -> Iterator[tuple[list[tuple[int, bytes]], list[tuple[int, bytes]]]]:
+        """Entries [start, stop) with the stored nodes they produced, chunk by chunk, each chunk
+        read in its own short transaction (so a long verify does not hold a snapshot open)."""
+        from ledger.merkle import stored_hash_count, stored_hash_index
+
+        for a in range(start, stop, chunk):
+            b = min(stop, a + chunk)
+            with self.read() as r:
+                yield r.entries(a, b), r.node_range(stored_hash_index(0, a), stored_hash_count(b))
+
+
+class _SqlTxn:
+    """A read or write transaction. Positional SQL; ``?`` is rewritten for psycopg."""
+
+    def __init__(self, conn: Connection, p: str, dialect: str) -> None:
+        self.conn = conn
+        self._p = p
+        self.dialect = dialect
+
+    def _sql(self, sql: str) -> str:
+        return sql if self._p == "?" else sql.replace("?", "%s")
+
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return self.conn.exec_driver_sql(self._sql(sql), tuple(params)).fetchall()
+
+    def _many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        if rows:
+            self.conn.exec_driver_sql(self._sql(sql), list(rows))
+
+    def _in(self, n: int) -> str:
+        return ",".join([self._p] * n)
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def size(self) -> int:
+        row = self._all("SELECT idx FROM entries ORDER BY idx DESC LIMIT 1")
+        return row[0][0] + 1 if row else 0
+
+    def entry(self, idx: int) -> EntryRow | None:
+        rows = self._all("SELECT idx, data, kind, subject, ledger_time, idempotency_key, request_hash "
+                         "FROM entries WHERE idx = ?", (idx,))
+        return EntryRow(rows[0][0], bytes(rows[0][1]), *rows[0][2:6], _b(rows[0][6])) if rows else None
+
+    def entries(self, start: int, stop: int) -> list[tuple[int, bytes]]:
+        rows = self._all("SELECT idx, data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, stop))
+        return rows if self.dialect == "sqlite" else [(i, bytes(d)) for i, d in rows]
+
+    def nodes(self, ids: Sequence[int]) -> dict[int, bytes]:
+        out: dict[int, bytes] = {}
+        ids = list(ids)
+        for k in range(0, len(ids), 500):
+            part = ids[k:k + 500]
+            for i, h in self.conn.exec_driver_sql(
+                    f"SELECT id, hash FROM tree_nodes WHERE id IN ({self._in(len(part))})", tuple(part)):
+                out[i] = bytes(h)
+        return out
+
+    def node_range(self, start: int, stop: int) -> list[tuple[int, bytes]]:
+        rows = self._all("SELECT id, hash FROM tree_nodes WHERE id >= ? AND id < ? ORDER BY id", (start, stop))
+        return rows if self.dialect == "sqlite" else [(i, bytes(h)) for i, h in rows]
+
+    def links_from(self, idxs: Sequence[int]) -> list[LinkRow]:
+        return self._links("src", idxs)
+
+    def links_to(self, idxs: Sequence[int]) -> list[LinkRow]:
+        return self._links("dst", idxs)
+
+    def _links(self, col: str, idxs: Sequence[int]) -> list[LinkRow]:
+        out: list[LinkRow] = []
+        idxs = list(idxs)
+        for k in range(0, len(idxs), 500):
+            part = idxs[k:k + 500]
+            rows = self._all(f"SELECT src, dst, rel FROM links WHERE {col} IN ({self._in(len(part))})", part)
+            out.extend(LinkRow(*r) for r in rows)
+        return out
+
+    def by_idempotency_keys(self, keys: Sequence[str]) -> dict[str, tuple[int, bytes | None]]:
+        if not keys:
+            return {}
+        rows = self._all(f"SELECT idempotency_key, idx, request_hash FROM entries "
+                         f"WHERE idempotency_key IN ({self._in(len(keys))})", list(keys))
+        return {k: (i, _b(h)) for k, i, h in rows}
+
+    def checkpoints(self) -> list[CheckpointRow]:
+        return [CheckpointRow(i, s, bytes(r), n, c) for i, s, r, n, c in
+                self._all("SELECT id, size, root, note, created_at FROM checkpoints ORDER BY id")]
+
+    def latest_checkpoint(self) -> CheckpointRow | None:
+        rows = self._all("SELECT id, size, root, note, created_at FROM checkpoints ORDER BY id DESC LIMIT 1")
+        return CheckpointRow(rows[0][0], rows[0][1], bytes(rows[0][2]), rows[0][3], rows[0][4]) if rows else None
+
+    def subject_entries(self, subject: str, kind: str) -> list[EntryRow]:
+        rows = self._all("SELECT idx, data, kind, subject, ledger_time FROM entries "
+                         "WHERE subject = ? AND kind = ? ORDER BY idx", (subject, kind))
+        return [EntryRow(i, bytes(d), k, s, t) for i, d, k, s, t in rows]
+
+    def sealed(self, idx: int) -> list[SealedRow]:
+        return [SealedRow(i, f, s, bytes(b)) for i, f, s, b in
+                self._all("SELECT idx, field, subject, blob FROM sealed_values WHERE idx = ? ORDER BY field", (idx,))]
+
+    def subject_key(self, subject: str) -> bytes | None:
+        rows = self._all("SELECT wrapped_key FROM subject_keys WHERE subject = ?", (subject,))
+        return bytes(rows[0][0]) if rows else None
+
+    def subject_key_exists(self, subject: str) -> bool:
+        return bool(self._all("SELECT 1 FROM subject_keys WHERE subject = ?", (subject,)))
+
+    def meta(self) -> dict[str, str]:
+        return dict(self._all("SELECT key, value FROM ledger_meta"))
+
+    def last_verified(self) -> tuple[int, int] | None:
+        rows = self._all("SELECT checkpoint_id, size FROM verify_runs ORDER BY id DESC LIMIT 1")
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    # --- writes (inserts only; the one delete is a subject key) -------------------------------
+
+    def insert_entries(self, rows: Sequence[EntryRow]) -> None:
+        self._many("INSERT INTO entries (idx, data, kind, subject, ledger_time, idempotency_key, request_hash) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   [(r.idx, r.data, r.kind, r.subject, r.ledger_time, r.idempotency_key, r.request_hash) for r in rows])
+
+    def insert_nodes(self, rows: Sequence[tuple[int, bytes]]) -> None:
+        self._many("INSERT INTO tree_nodes (id, hash) VALUES (?, ?)", rows)
+
+    def insert_links(self, rows: Sequence[LinkRow]) -> None:
+        self._many("INSERT INTO links (src, dst, rel) VALUES (?, ?, ?)", [(r.src, r.dst, r.rel) for r in rows])
+
+    def insert_sealed(self, rows: Sequence[SealedRow]) -> None:
+        self._many("INSERT INTO sealed_values (idx, field, subject, blob) VALUES (?, ?, ?, ?)",
+                   [(r.idx, r.field, r.subject, r.blob) for r in rows])
+
+    def insert_checkpoint(self, size: int, root: bytes, note: str, created_at: str) -> int:
+        rows = self._all("INSERT INTO checkpoints (size, root, note, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+                         (size, root, note, created_at))
+        return int(rows[0][0])
+
+    def put_subject_key(self, subject: str, wrapped: bytes, created_at: str) -> None:
+        self._many("INSERT INTO subject_keys (subject, wrapped_key, created_at) VALUES (?, ?, ?)",
+                   [(subject, wrapped, created_at)])
+
+    def destroy_subject_key(self, subject: str) -> bool:
+        res = self.conn.exec_driver_sql(self._sql("DELETE FROM subject_keys WHERE subject = ?"), (subject,))
+        return bool(res.rowcount)
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._many("INSERT INTO ledger_meta (key, value) VALUES (?, ?)", [(key, value)])
+
+    def record_verified(self, checkpoint_id: int, size: int, at: str) -> None:
+        self._many("INSERT INTO verify_runs (checkpoint_id, size, verified_at) VALUES (?, ?, ?)",
+                   [(checkpoint_id, size, at)])
+
+
+def _b(v: Any) -> bytes | None:
+    return None if v is None else bytes(v)
+
