@@ -95,7 +95,7 @@ class Keyring:
         new = self._add_key(self.dir, self.active.name)
         if old.exists():
             os.unlink(old)
-        self.verifiers.append(new.verifier())
+        self.verifiers.append(new.verifier)
         self._signer = None
         return self.active
 

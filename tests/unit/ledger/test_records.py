@@ -1,0 +1,103 @@
+"""Record validation and canonical bytes (RFC 8785)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger.errors import InvalidInput, RecordTooLarge
+from ledger.records import MAX_SAFE_INTEGER, canonical_json, parse_json, validate_record
+
+# JSON values without floats, with keys drawn from all of Unicode (surrogates excluded).
+text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER) | text,
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(text, children, max_size=5),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(json_values)
+def test_fast_path_equals_rfc8785(value: object) -> None:
+    assert canonical_json(value) == rfc8785.dumps(value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(text, st.floats(allow_nan=False, allow_infinity=False) | text, max_size=6))
+def test_floats_and_any_keys_match_rfc8785(value: dict) -> None:
+    assert canonical_json(value) == rfc8785.dumps(value)
+
+
+def test_key_order_is_utf16_not_code_point() -> None:
+    # U+1F600 (surrogate pair D83D DE00) sorts before U+FFFD in UTF-16 order, after it in code points.
+    value = {"\ufffd": 1, "\U0001f600": 2}
+    assert canonical_json(value) == rfc8785.dumps(value)
+    assert canonical_json(value).index("\U0001f600".encode()) < canonical_json(value).index("\ufffd".encode())
+
+
+@pytest.mark.parametrize("raw,match", [
+    (b'{"a": NaN}', "NaN"),
+    (b'{"a": Infinity}', "Infinity"),
+    (b'{"a": 1, "a": 2}', "duplicate"),
+    (b'\xff\xfe{}', "UTF-8"),
+    (b'{"a": ', "not valid JSON"),
+])
+def test_parse_json_rejects(raw: bytes, match: str) -> None:
+    with pytest.raises(InvalidInput, match=match):
+        parse_json(raw)
+
+
+def test_parse_json_size_limit() -> None:
+    with pytest.raises(RecordTooLarge, match="limit"):
+        parse_json(b'{"a": "' + b"x" * 2000 + b'"}', max_bytes=1024)
+
+
+def test_canonical_rejects_unencodable() -> None:
+    with pytest.raises(InvalidInput, match="surrogate"):
+        canonical_json({"a": "\ud800"})
+    with pytest.raises(InvalidInput, match="outside"):
+        canonical_json({"a": 2**60})
+
+
+def good(**over: object) -> dict:
+    rec = {"kind": "artifact", "producer": "svc:test", "produced_at": "2025-12-30T10:00:00Z",
+           "body": {"sha256": "ab" * 32, "media_type": "image/png", "size": 10, "storage_ref": "blob://1"}}
+    rec.update(over)
+    return rec
+
+
+@pytest.mark.parametrize("rec,match", [
+    (good(kind="selfie"), "unknown kind 'selfie'"),
+    (good(producer=""), "producer"),
+    (good(produced_at="yesterday"), "produced_at: must be an RFC 3339"),
+    (good(produced_at="2025-02-30T10:00:00Z"), "produced_at: is not a valid date"),
+    (good(body={"sha256": "xx", "media_type": "image/png", "size": 10, "storage_ref": "b"}), "body.sha256"),
+    (good(body={"sha256": "ab" * 32, "media_type": "image/png", "size": "10", "storage_ref": "b"}), "body.size"),
+    (good(body={"sha256": "ab" * 32, "media_type": "image/png", "storage_ref": "b"}), "body.size: Field required"),
+    (good(schema=2), "schema version 2"),
+    (good(extra_field=1), "extra_field"),
+    (good(links=[{"rel": "x"}]), "exactly one of"),
+    (good(links=[{"rel": "x", "id": "3"}]), "links.0.id"),
+    ({**good(kind="prompt", body={"surface": "chat", "text": "hi"})}, "body.text: identifies a person"),
+    ({**good(kind="prompt", body={"surface": "chat"})}, "sensitive.text: required"),
+    ({**good(kind="prompt", body={"surface": "chat"}, sensitive={"text": "hi"})}, "subject: required"),
+    (good(kind="erasure", subject="s", body={"reason": "r", "requested_by": "x"}), "only by the ledger"),
+    (good(kind="legal_hold", body={"action": "place", "case_id": "c1"}), "subject: required"),
+    (good(body={"sha256": "ab" * 32, "media_type": "image/png", "size": 1, "storage_ref": "b", "x": float("nan")}), "NaN"),
+    ([good()], "must be a JSON object"),
+])
+def test_validate_record_names_the_problem(rec: object, match: str) -> None:
+    with pytest.raises(InvalidInput, match=match):
+        validate_record(rec)
+
+
+def test_valid_record_passes_and_extra_body_fields_are_kept() -> None:
+    rec = validate_record(good(body={"sha256": "ab" * 32, "media_type": "image/png", "size": 1,
+                                     "storage_ref": "b", "width": 512}))
+    assert rec.body["width"] == 512
+    assert json.loads(canonical_json(rec.body))["width"] == 512
