@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import secrets
 import socket
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
 
 from api.settings import Settings
 from ledger.errors import Conflict, NotInitialised
@@ -45,7 +48,11 @@ def init_ledger(settings: Settings, origin: str | None = None) -> Ledger:
 
 
 def open_ledger(settings: Settings, store: SqlStore | None = None) -> Ledger:
-    store = store or SqlStore(settings.database_url)
+    if store is None:
+        url = make_url(settings.database_url)
+        if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+            raise NotInitialised(f"no ledger at {url.database} (run `custody init`)")
+        store = SqlStore(settings.database_url)
     with store.read() as r:
         meta = r.meta()
     if ORIGIN_KEY not in meta:

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Set up everything the test suite needs on a fresh Debian/Ubuntu machine, then run it.
+#   - Debian packages: PostgreSQL 15 (real database tests), Go + golang.org/x/mod (interop tests)
+#   - a PostgreSQL role/database for the tests (custody/custody on 127.0.0.1)
+#   - a virtualenv in .venv with Custody and its test dependencies
+# Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+need=()
+command -v pg_ctlcluster >/dev/null 2>&1 || need+=(postgresql)
+command -v go >/dev/null 2>&1 || need+=(golang-go)
+[ -d /usr/share/gocode/src/golang.org/x/mod ] || need+=(golang-golang-x-mod-dev)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== installing ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+echo "== starting PostgreSQL"
+PGVER=$(ls /usr/lib/postgresql | sort -n | tail -1)
+if ! pg_lsclusters -h | grep -q "^$PGVER *main"; then
+  $SUDO pg_createcluster "$PGVER" main >/dev/null
+fi
+$SUDO pg_ctlcluster "$PGVER" main start 2>/dev/null || true
+for _ in $(seq 1 30); do
+  $SUDO -u postgres psql -qAtc "SELECT 1" >/dev/null 2>&1 && break
+  sleep 1
+done
+$SUDO -u postgres psql -qAtc "SELECT 1 FROM pg_roles WHERE rolname='custody'" | grep -q 1 \
+  || $SUDO -u postgres psql -qc "CREATE ROLE custody LOGIN SUPERUSER PASSWORD 'custody'"
+$SUDO -u postgres psql -qAtc "SELECT 1 FROM pg_database WHERE datname='custody_test'" | grep -q 1 \
+  || $SUDO -u postgres psql -qc "CREATE DATABASE custody_test OWNER custody"
+
+echo "== python environment"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -e ".[test]"
+
+echo "== tests"
+export CUSTODY_TEST_POSTGRES_URL="${CUSTODY_TEST_POSTGRES_URL:-postgresql+psycopg://custody:custody@127.0.0.1:5432/custody_test}"
+exec .venv/bin/python -m pytest "$@"
