@@ -7,8 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+SUDO="" AS_PG="runuser -u postgres --"
+[ "$(id -u)" -eq 0 ] || { SUDO="sudo"; AS_PG="sudo -u postgres"; }
 
 need=()
 command -v pg_ctlcluster >/dev/null 2>&1 || need+=(postgresql)
@@ -25,15 +25,15 @@ PGVER=$(ls /usr/lib/postgresql | sort -n | tail -1)
 if ! pg_lsclusters -h | grep -q "^$PGVER *main"; then
   $SUDO pg_createcluster "$PGVER" main >/dev/null
 fi
-$SUDO pg_ctlcluster "$PGVER" main start 2>/dev/null || true
+$SUDO pg_ctlcluster "$PGVER" main start 2>/dev/null || true  # "already running" is fine
 for _ in $(seq 1 30); do
-  $SUDO -u postgres psql -qAtc "SELECT 1" >/dev/null 2>&1 && break
+  $AS_PG psql -qAtc "SELECT 1" >/dev/null 2>&1 && break
   sleep 1
 done
-$SUDO -u postgres psql -qAtc "SELECT 1 FROM pg_roles WHERE rolname='custody'" | grep -q 1 \
-  || $SUDO -u postgres psql -qc "CREATE ROLE custody LOGIN SUPERUSER PASSWORD 'custody'"
-$SUDO -u postgres psql -qAtc "SELECT 1 FROM pg_database WHERE datname='custody_test'" | grep -q 1 \
-  || $SUDO -u postgres psql -qc "CREATE DATABASE custody_test OWNER custody"
+$AS_PG psql -qAtc "SELECT 1 FROM pg_roles WHERE rolname='custody'" | grep -q 1 \
+  || $AS_PG psql -qc "CREATE ROLE custody LOGIN SUPERUSER PASSWORD 'custody'"
+$AS_PG psql -qAtc "SELECT 1 FROM pg_database WHERE datname='custody_test'" | grep -q 1 \
+  || $AS_PG psql -qc "CREATE DATABASE custody_test OWNER custody"
 
 echo "== python environment"
 [ -x .venv/bin/python ] || python3 -m venv .venv

@@ -69,6 +69,7 @@ def test_sigkill_while_appending_loses_nothing_acknowledged(ledger: Ledger, sett
         finally:
             fresh.store.close()
         unacked_batches_seen = len(contents.batches) - len(acked)
+        print(f"kill {n}: delay {delay*1000:.0f}ms acks {len(acks)} size {contents.size} unacked {unacked_batches_seen}")
     assert len(acked) >= kills, f"the workers acknowledged only {len(acked)} batches in {kills} rounds"
     # Batches committed but killed before their acknowledgement are allowed, and are whole.
     assert unacked_batches_seen >= 0
