@@ -51,9 +51,9 @@ def _kill_round(settings: Settings, rng: random.Random, n: int) -> tuple[list[Ac
 
 def test_sigkill_while_appending_loses_nothing_acknowledged(ledger: Ledger, settings: Settings) -> None:
     kills = SQLITE_KILLS if settings.database_url.startswith("sqlite") else POSTGRES_KILLS
-    rng = random.Random(int.from_bytes(os.urandom(4), "big"))
+    seed = int.from_bytes(os.urandom(4), "big")
+    rng = random.Random(seed)
     acked: list[Ack] = []
-    unacked_batches_seen = 0
     for n in range(kills):
         acks, delay = _kill_round(settings, rng, n)
         acked.extend(acks)
@@ -64,12 +64,11 @@ def test_sigkill_while_appending_loses_nothing_acknowledged(ledger: Ledger, sett
             check_acked(contents, acked)  # this round's and every earlier round's acknowledgements
             check_verifies(fresh)
         except AssertionError as err:
-            raise AssertionError(f"after kill {n + 1} (delay {delay * 1000:.1f} ms, "
+            raise AssertionError(f"after kill {n + 1} (seed {seed}, delay {delay * 1000:.1f} ms, "
                                  f"{len(acks)} batches acknowledged this round): {err}") from err
         finally:
             fresh.store.close()
-        unacked_batches_seen = len(contents.batches) - len(acked)
-        print(f"kill {n}: delay {delay*1000:.0f}ms acks {len(acks)} size {contents.size} unacked {unacked_batches_seen}")
+        committed_unacked = len(contents.batches) - len(acked)  # killed between commit and acknowledgement
+        print(f"kill {n + 1}: {delay * 1000:.1f} ms, {len(acks)} acknowledged, size {contents.size}, "
+              f"{committed_unacked} committed-unacknowledged so far")
     assert len(acked) >= kills, f"the workers acknowledged only {len(acked)} batches in {kills} rounds"
-    # Batches committed but killed before their acknowledgement are allowed, and are whole.
-    assert unacked_batches_seen >= 0
