@@ -24,7 +24,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import rfc8785
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, ValidationError, field_validator
 
 from ledger.errors import InvalidInput, RecordTooLarge
 
@@ -195,6 +195,7 @@ class RecordIn(BaseModel):
     body: dict[str, Any]
     sensitive: dict[str, Any] | None = None
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    _fast_body: bool = PrivateAttr(default=False)
 
     @field_validator("kind", mode="before")
     @classmethod
@@ -258,9 +259,11 @@ def validate_record(data: Any, *, allow_ledger_kinds: bool = False) -> RecordIn:
         raise InvalidInput("subject: required when a record has sensitive fields (they are sealed under the subject's key)")
     if rec.kind in NEEDS_SUBJECT and not rec.subject:
         raise InvalidInput(f"subject: required for kind {rec.kind.value!r}")
-    canonical_json(rec.body)  # rejects what RFC 8785 cannot encode, with a clear message
-    if rec.sensitive:
-        canonical_json(rec.sensitive)
+    # Only the body is free-form; envelope fields are ASCII names and safe integers. Whether the
+    # body can take the fast canonical path is decided once, here (see ``leaf_bytes``).
+    rec._fast_body = _fast_path_ok(rec.body)
+    if not rec._fast_body:
+        canonical_json(rec.body)  # floats, big integers, odd keys: the full encoder names any problem now
     return rec
 
 
@@ -358,6 +361,20 @@ def leaf_document(rec: RecordIn, *, ledger_time: str, links: list[dict[str, Any]
     if sealed:
         doc["sealed"] = sealed
     return doc
+
+
+def leaf_bytes(rec: RecordIn, doc: dict[str, Any]) -> bytes:
+    """Canonical bytes of a leaf document built by ``leaf_document`` from ``rec``.
+
+    The envelope, links and commitments are ASCII names, safe integers and hex, so the document
+    takes the fast path exactly when its body does; otherwise the full RFC 8785 encoder runs.
+    """
+    if rec._fast_body:
+        try:
+            return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput("a string holds an unpaired UTF-16 surrogate, which is not valid Unicode") from None
+    return canonical_json(doc)
 
 
 def request_fingerprint(data: dict[str, Any]) -> bytes:

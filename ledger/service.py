@@ -31,7 +31,7 @@ from ledger.records import (
     DEFAULT_MAX_RECORD_BYTES,
     Kind,
     RecordIn,
-    canonical_json,
+    leaf_bytes,
     leaf_document,
     parse_json,
     request_fingerprint,
@@ -230,7 +230,7 @@ class Ledger:
                         sealed.append(SealedRow(idx, fname, rec.subject, blob))  # type: ignore[arg-type]
                 if rec.kind is Kind.LEGAL_HOLD:
                     self._check_hold_change(w, rec)
-                data = canonical_json(leaf_document(rec, ledger_time=ledger_time, links=resolved, sealed=commitments))
+                data = leaf_bytes(rec, leaf_document(rec, ledger_time=ledger_time, links=resolved, sealed=commitments))
                 if len(data) > self.config.max_record_bytes:
                     raise RecordTooLarge(f"the record is {len(data)} bytes as stored; the limit is "
                                          f"{self.config.max_record_bytes} bytes")

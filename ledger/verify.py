@@ -107,12 +107,12 @@ def verify_ledger(store: Store, verifiers: Sequence[NoteVerifier], origin: str, 
         if cp.size < high:
             problems.append(Problem("rolled_back_checkpoint", f"checkpoint #{row.id} signs size {cp.size}, "
                                     f"smaller than the earlier checkpoint's {high}", checkpoint=row.id))
+        high = max(high, cp.size)
         if cp.size > size:
             problems.append(Problem("truncated_log", f"checkpoint #{row.id} signs {cp.size} entries but the log "
                                     f"holds {size}: entries from index {size} on are gone", index=size,
                                     checkpoint=row.id))
             continue
-        high = max(high, cp.size)
         signed.append((row.id, cp.size, cp.root))
     by_size: dict[int, list[tuple[int, bytes]]] = {}
     for cid, s, root in signed:
