@@ -181,7 +181,9 @@ class SqlStore:
                 finally:
                     conn.info["write"] = False
         except IntegrityError as err:
-            raise Conflict(f"the database refused a duplicate: {err.orig}") from err
+            if "unique" in str(err.orig).lower() or "duplicate" in str(err.orig).lower():
+                raise Conflict(f"the database refused a duplicate: {err.orig}") from err
+            raise StorageError(f"the database refused the change: {err.orig}") from err
         except (OperationalError, DBAPIError) as err:
             msg = str(err.orig) if err.orig is not None else str(err)
             if "no such table" in msg or "does not exist" in msg and "relation" in msg:
@@ -256,6 +258,23 @@ class _SqlTxn:
     def node_range(self, start: int, stop: int) -> list[tuple[int, bytes]]:
         rows = self._all("SELECT id, hash FROM tree_nodes WHERE id >= ? AND id < ? ORDER BY id", (start, stop))
         return rows if self.dialect == "sqlite" else [(i, bytes(h)) for i, h in rows]
+
+    def leaf_ids_with_hash(self, h: bytes) -> list[int]:
+        """Stored ids of nodes equal to ``h`` (a table scan: only verify's failure path uses it)."""
+        return [r[0] for r in self._all("SELECT id FROM tree_nodes WHERE hash = ? ORDER BY id", (h,))]
+
+    def derived_rows(self, start: int, stop: int) -> tuple[dict[int, tuple[str, str | None]],
+                                                           dict[int, set[tuple[int, str]]], dict[int, set[str]]]:
+        """For entries [start, stop): the columns copied out of each leaf, its link rows and sealed fields."""
+        cols = {i: (k, s) for i, k, s in self._all(
+            "SELECT idx, kind, subject FROM entries WHERE idx >= ? AND idx < ?", (start, stop))}
+        links: dict[int, set[tuple[int, str]]] = {}
+        for src, dst, rel in self._all("SELECT src, dst, rel FROM links WHERE src >= ? AND src < ?", (start, stop)):
+            links.setdefault(src, set()).add((dst, rel))
+        sealed: dict[int, set[str]] = {}
+        for i, f in self._all("SELECT idx, field FROM sealed_values WHERE idx >= ? AND idx < ?", (start, stop)):
+            sealed.setdefault(i, set()).add(f)
+        return cols, links, sealed
 
     def links_from(self, idxs: Sequence[int]) -> list[LinkRow]:
         return self._links("src", idxs)

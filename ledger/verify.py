@@ -114,6 +114,13 @@ def verify_ledger(store: Store, verifiers: Sequence[NoteVerifier], origin: str, 
                                     checkpoint=row.id))
             continue
         signed.append((row.id, cp.size, cp.root))
+    if last is not None:
+        if last[1] > size:
+            problems.append(Problem("truncated_log", f"a verify run saw {last[1]} entries (checkpoint #{last[0]}) "
+                                    f"but the log now holds {size}", index=size, checkpoint=last[0]))
+        if all(row.id != last[0] for row in rows):
+            problems.append(Problem("missing_checkpoint", f"checkpoint #{last[0]} (size {last[1]}), verified "
+                                    f"earlier, is gone", checkpoint=last[0]))
     by_size: dict[int, list[tuple[int, bytes]]] = {}
     for cid, s, root in signed:
         by_size.setdefault(s, []).append((cid, root))
@@ -151,6 +158,7 @@ def verify_ledger(store: Store, verifiers: Sequence[NoteVerifier], origin: str, 
     for entries, nodes in store.iter_chunks(start, size, chunk):
         k, nn = 0, len(nodes)
         link_leaves = _link_leaves(store, entries) if deep else {}
+        derived = _derived(store, entries) if deep else None
         for idx, data in entries:
             if idx != n:
                 problems.append(Problem("missing_entry", f"entry {n} is missing (the next stored entry is {idx})",
@@ -167,7 +175,7 @@ def verify_ledger(store: Store, verifiers: Sequence[NoteVerifier], origin: str, 
                     stop = True
                 elif nodes[k][1] != h:
                     if sid == stored[0][0]:
-                        problems.append(_leaf_problem(n, leaf, nodes))
+                        problems.append(_leaf_problem(store, n, leaf, nodes))
                     else:
                         problems.append(Problem("bad_tree_node", f"tree node {sid} (completed by entry {n}) "
                                                 f"differs from the recomputed subtree hash", index=n))
@@ -176,7 +184,7 @@ def verify_ledger(store: Store, verifiers: Sequence[NoteVerifier], origin: str, 
                     break
                 k += 1
             if not stop and deep:
-                p = _deep_check(n, data, link_leaves)
+                p = _deep_check(n, data, link_leaves, derived)
                 if p:
                     problems.append(p)
                     stop = True
@@ -220,12 +228,15 @@ def verify_ledger(store: Store, verifiers: Sequence[NoteVerifier], origin: str, 
     return report
 
 
-def _leaf_problem(n: int, leaf: bytes, nodes: list[tuple[int, bytes]]) -> Problem:
+def _leaf_problem(store: Store, n: int, leaf: bytes, nodes: list[tuple[int, bytes]]) -> Problem:
     """A leaf mismatch: say "reordered" if the bytes' hash is another index's stored leaf."""
-    leaf_ids = {h: sid for sid, h in nodes}
-    if leaf in leaf_ids:
-        other = _leaf_index(leaf_ids[leaf])
-        if other is not None:
+    candidates = [sid for sid, h in nodes if h == leaf]
+    if not candidates:  # not in this chunk: look in the whole node table (failure path only)
+        with store.read() as r:
+            candidates = r.leaf_ids_with_hash(leaf)
+    for sid in candidates:
+        other = _leaf_index(sid)
+        if other is not None and other != n:
             return Problem("reordered_entry", f"entry {n} holds the bytes that belong at index {other}", index=n)
     return Problem("modified_record", f"entry {n} was modified: its bytes no longer hash to its leaf in the tree",
                    index=n)
@@ -253,7 +264,14 @@ def _link_leaves(store: Store, entries: list[tuple[int, bytes]]) -> dict[int, by
     return {i: nodes[merkle.stored_hash_index(0, i)] for i in ids if merkle.stored_hash_index(0, i) in nodes}
 
 
-def _deep_check(n: int, data: bytes, link_leaves: dict[int, bytes]) -> Problem | None:
+def _derived(store: Store, entries: list[tuple[int, bytes]]) -> Any:
+    if not entries:
+        return None
+    with store.read() as r:
+        return r.derived_rows(entries[0][0], entries[-1][0] + 1)
+
+
+def _deep_check(n: int, data: bytes, link_leaves: dict[int, bytes], derived: Any) -> Problem | None:
     try:
         doc = parse_json(data)
         if canonical_json(doc) != data:
@@ -264,4 +282,14 @@ def _deep_check(n: int, data: bytes, link_leaves: dict[int, bytes]) -> Problem |
         if ln["id"] >= n or link_leaves.get(ln["id"], b"").hex() != ln["leaf"]:
             return Problem("bad_link", f"entry {n} links to entry {ln['id']} with a leaf hash the tree does not hold",
                            index=n)
+    if derived is not None:
+        cols, links, sealed = derived
+        if cols.get(n) != (doc.get("kind"), doc.get("subject")):
+            return Problem("bad_index_row", f"entry {n}: the kind/subject columns {cols.get(n)} disagree with its "
+                           f"leaf ({doc.get('kind')}, {doc.get('subject')})", index=n)
+        if links.get(n, set()) != {(ln["id"], ln["rel"]) for ln in doc.get("links", [])}:
+            return Problem("bad_link", f"entry {n}: the links table disagrees with the links in its leaf", index=n)
+        if sealed.get(n, set()) != set(doc.get("sealed", {})):
+            return Problem("missing_sealed_value", f"entry {n}: sealed values {sorted(sealed.get(n, set()))} "
+                           f"disagree with the commitments in its leaf {sorted(doc.get('sealed', {}))}", index=n)
     return None

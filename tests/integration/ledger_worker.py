@@ -73,7 +73,8 @@ def main(argv: list[str]) -> int:
     from api.composition import open_ledger
     from api.settings import Settings
 
-    ledger = open_ledger(Settings(data_dir=args.data_dir, database_url=args.database_url, key_dir=args.key_dir))
+    settings = Settings(data_dir=args.data_dir, database_url=args.database_url, key_dir=args.key_dir)
+    ledger = open_ledger(settings)
     rng = random.Random(args.seed)
     emit({"ready": True})
 

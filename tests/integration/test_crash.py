@@ -17,12 +17,11 @@ import random
 import signal
 import time
 
-import pytest
-
 from api.composition import open_ledger
 from api.settings import Settings
 from ledger.service import Ledger
-from tests.integration.writers import Ack, Worker, check_acked, check_batches_whole, check_verifies, read_contents
+from tests.integration.writers import (Ack, Worker, check_acked, check_batches_whole, check_verifies,
+                                       read_contents)
 
 SQLITE_KILLS = 24
 POSTGRES_KILLS = 6
@@ -44,8 +43,10 @@ def _kill_round(settings: Settings, rng: random.Random, n: int) -> tuple[list[Ac
             time.sleep(delay)
         os.kill(w.proc.pid, signal.SIGKILL)
     finally:
+        if w.proc.poll() is None:
+            w.proc.kill()  # only reached when the round failed before its planned kill
         rc = w.join_after_kill()
-    assert rc == -signal.SIGKILL, f"worker ended by itself ({rc}) before the kill: {w.stderr.decode()[-3000:]}"
+    assert rc == -signal.SIGKILL, f"the worker ended by itself ({rc}): {w.stderr.decode()[-3000:]}"
     return w.acks, delay
 
 

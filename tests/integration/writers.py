@@ -60,7 +60,8 @@ class Worker:
                 break  # cut short by a kill: never acknowledged
             msg = json.loads(raw)
             if "ids" in msg:
-                self.acks.append(Ack(msg["writer"], msg["batch"], msg["ids"], msg["leaves"], msg.get("existing")))
+                self.acks.append(Ack(msg["writer"], msg["batch"], msg["ids"], msg["leaves"],
+                                     msg.get("existing")))
             self.lines.put(msg)
         self.lines.put(None)
 
@@ -117,7 +118,8 @@ class Worker:
 @dataclass
 class Contents:
     size: int
-    batches: dict[str, list[tuple[int, dict[str, Any], bytes]]] = field(default_factory=dict)  # batch -> (idx, body, data)
+    # batch id -> [(index, body, leaf bytes)] in index order
+    batches: dict[str, list[tuple[int, dict[str, Any], bytes]]] = field(default_factory=dict)
 
 
 def read_contents(ledger: Ledger) -> Contents:
@@ -161,16 +163,21 @@ def check_batches_whole(contents: Contents) -> None:
 def check_acked(contents: Contents, acks: list[Ack]) -> None:
     """Every acknowledged batch is stored, at the ids its writer was given, with the same leaves."""
     for ack in acks:
-        assert ack.batch in contents.batches, f"acknowledged batch {ack.batch} ({ack.writer}, ids {ack.ids}) is gone"
+        assert ack.batch in contents.batches, \
+            f"acknowledged batch {ack.batch} ({ack.writer}, ids {ack.ids}) is gone"
         items = contents.batches[ack.batch]
-        assert [i for i, _, _ in items] == ack.ids, f"batch {ack.batch}: stored at {[i for i, _, _ in items]}, " \
-                                                    f"acknowledged as {ack.ids}"
+        stored = [i for i, _, _ in items]
+        assert stored == ack.ids, f"batch {ack.batch}: stored at {stored}, acknowledged as {ack.ids}"
         assert all(b["writer"] == ack.writer for _, b, _ in items)
         assert leaves_digest([merkle.leaf_hash(d).hex() for _, _, d in items]) == ack.leaves, \
             f"batch {ack.batch}: stored bytes differ from the acknowledged leaves"
 
 
 def check_verifies(ledger: Ledger) -> None:
-    report = verify_ledger(ledger.store, ledger.keyring.verifiers, ledger.config.origin)
-    assert report.ok, f"verify failed: {[p.as_dict() for p in report.problems]}"
-    assert report.size == ledger.size()
+    """Incremental verify (from the checkpoint an earlier run verified, if any), then a full one."""
+    size = ledger.size()
+    for incremental in (True, False):
+        report = verify_ledger(ledger.store, ledger.keyring.verifiers, ledger.config.origin, incremental=incremental)
+        assert report.ok, f"{report.mode} verify failed: {[p.as_dict() for p in report.problems]}"
+        assert report.size == size
+        assert report.start + report.entries_checked == size

@@ -116,7 +116,7 @@ class Tamper:
             expected = {n for t in tables for n in trigger_names(self.dialect, t)}
             assert set(defs) == expected, f"append-only triggers missing: {sorted(expected - set(defs))}"
             for name, (table, _) in defs.items():
-                c.execute(f"DROP TRIGGER {name}" if self.dialect == "sqlite" else f"DROP TRIGGER {name} ON {table}")
+                c.execute(f"DROP TRIGGER {name}" + ("" if self.dialect == "sqlite" else f" ON {table}"))
             yield c
             for _, sql in defs.values():
                 c.execute(sql)
