@@ -7,7 +7,8 @@ object per line, flushed:
 * ``{"ready": true}`` once the ledger is open;
 * ``{"writer": W, "batch": B, "ids": [...], "leaves": H}`` for each batch, printed only after
   ``append`` has returned (the batch is acknowledged): ``H`` is the SHA-256 of the batch's leaf
-  hashes in order, so the parent can check the stored bytes are the ones acknowledged;
+  hashes in order, so the parent can check the stored bytes are the ones acknowledged (mode
+  ``append`` adds ``t0``/``t1``: wall-clock time when ``append`` was called and returned);
 * ``{"done": true}`` at the end (modes that end).
 
 Modes:
@@ -30,6 +31,7 @@ import hashlib
 import json
 import random
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -89,9 +91,10 @@ def main(argv: list[str]) -> int:
     if args.mode == "append":
         for _ in range(args.batches):
             batch, recs = make_batch(args.writer, rng.randint(1, args.max_batch))
+            t0 = time.time()
             out = ledger.append(recs)
             emit({"writer": args.writer, "batch": batch, "ids": [a.id for a in out],
-                  "leaves": leaves_digest([a.leaf_hash for a in out])})
+                  "leaves": leaves_digest([a.leaf_hash for a in out]), "t0": t0, "t1": time.time()})
     else:
         out = ledger.append(json.loads(args.records))
         emit({"writer": args.writer, "batch": None, "ids": [a.id for a in out],

@@ -34,6 +34,8 @@ class Ack:
     ids: list[int]
     leaves: str
     existing: list[bool] | None = None
+    t0: float = 0.0  # wall clock: append called
+    t1: float = 0.0  # wall clock: append returned
 
 
 class Worker:
@@ -61,7 +63,7 @@ class Worker:
             msg = json.loads(raw)
             if "ids" in msg:
                 self.acks.append(Ack(msg["writer"], msg["batch"], msg["ids"], msg["leaves"],
-                                     msg.get("existing")))
+                                     msg.get("existing"), msg.get("t0", 0.0), msg.get("t1", 0.0)))
             self.lines.put(msg)
         self.lines.put(None)
 
@@ -177,7 +179,8 @@ def check_verifies(ledger: Ledger) -> None:
     """Incremental verify (from the checkpoint an earlier run verified, if any), then a full one."""
     size = ledger.size()
     for incremental in (True, False):
-        report = verify_ledger(ledger.store, ledger.keyring.verifiers, ledger.config.origin, incremental=incremental)
+        report = verify_ledger(ledger.store, ledger.keyring.verifiers, ledger.config.origin,
+                               incremental=incremental)
         assert report.ok, f"{report.mode} verify failed: {[p.as_dict() for p in report.problems]}"
         assert report.size == size
         assert report.start + report.entries_checked == size
