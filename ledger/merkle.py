@@ -47,15 +47,13 @@ def split_point(n: int) -> int:
 
 
 def stored_hash_index(level: int, index: int) -> int:
-    """Position of node (level, index) in the append-only node table (Go tlog's StoredHashIndex)."""
-    n = index
-    for _ in range(level):
-        n = 2 * n + 1
-    i = 0
-    while n > 0:
-        i += n
-        n >>= 1
-    return i + level
+    """Position of node (level, index) in the append-only node table (Go tlog's StoredHashIndex).
+
+    Go walks down to level 0 (n → 2n+1 per level) and sums n + n/2 + n/4 + …; both have closed
+    forms: n·2^level + 2^level − 1, and Σ n>>k = 2n − popcount(n).
+    """
+    n = (index << level) | ((1 << level) - 1)
+    return 2 * n - n.bit_count() + level
 
 
 def stored_hash_count(size: int) -> int:
@@ -87,14 +85,14 @@ def append_leaf(size: int, frontier: Sequence[bytes], leaf: bytes) -> tuple[list
     Returns the compact range of the tree of ``size + 1`` leaves and the ``(stored index, hash)``
     pairs to store: the leaf hash and every subtree this leaf completes (consecutive indices).
     """
-    out = [(stored_hash_index(0, size), leaf)]
+    first = 2 * size - size.bit_count()  # stored_hash_index(0, size); the rest follow it directly
+    out = [(first, leaf)]
     new_frontier = list(frontier)
-    h, level, index = leaf, 0, size
+    h, index = leaf, size
     while index & 1:
         h = node_hash(new_frontier.pop(), h)
-        level += 1
         index >>= 1
-        out.append((stored_hash_index(level, index), h))
+        out.append((first + len(out), h))
     new_frontier.append(h)
     return new_frontier, out
 

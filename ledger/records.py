@@ -24,13 +24,14 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import rfc8785
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from ledger.errors import InvalidInput, RecordTooLarge
 
 SCHEMA_VERSION = 1
 DEFAULT_MAX_RECORD_BYTES = 1 << 20
 MAX_SAFE_INTEGER = (1 << 53) - 1  # I-JSON / RFC 8785: larger integers are not portable
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False)
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")]
 Hex64 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
@@ -195,7 +196,6 @@ class RecordIn(BaseModel):
     body: dict[str, Any]
     sensitive: dict[str, Any] | None = None
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
-    _fast_body: bool = PrivateAttr(default=False)
 
     @field_validator("kind", mode="before")
     @classmethod
@@ -235,6 +235,11 @@ def _format_validation_error(err: ValidationError, prefix: str = "") -> str:
 
 def validate_record(data: Any, *, allow_ledger_kinds: bool = False) -> RecordIn:
     """Validate one submitted record (already parsed JSON). Raises InvalidInput naming the problem."""
+    return validate(data, allow_ledger_kinds=allow_ledger_kinds)[0]
+
+
+def validate(data: Any, *, allow_ledger_kinds: bool = False) -> tuple[RecordIn, bool]:
+    """``validate_record``, also saying whether the body can take the fast canonical path."""
     if not isinstance(data, dict):
         raise InvalidInput(f"a record must be a JSON object, not {type(data).__name__}")
     try:
@@ -261,10 +266,10 @@ def validate_record(data: Any, *, allow_ledger_kinds: bool = False) -> RecordIn:
         raise InvalidInput(f"subject: required for kind {rec.kind.value!r}")
     # Only the body is free-form; envelope fields are ASCII names and safe integers. Whether the
     # body can take the fast canonical path is decided once, here (see ``leaf_bytes``).
-    rec._fast_body = _fast_path_ok(rec.body)
-    if not rec._fast_body:
+    fast = _fast_path_ok(rec.body)
+    if not fast:
         canonical_json(rec.body)  # floats, big integers, odd keys: the full encoder names any problem now
-    return rec
+    return rec, fast
 
 
 # --- JSON in and out ---------------------------------------------------------------------------
@@ -331,8 +336,7 @@ def canonical_json(obj: Any) -> bytes:
     """RFC 8785 (JCS) canonical bytes. Raises InvalidInput for what JCS cannot represent."""
     try:
         if _fast_path_ok(obj):
-            return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True,
-                              allow_nan=False).encode("utf-8")
+            return _ENCODER.encode(obj).encode("utf-8")
         return rfc8785.dumps(obj)
     except UnicodeEncodeError:
         raise InvalidInput("a string holds an unpaired UTF-16 surrogate, which is not valid Unicode") from None
@@ -363,15 +367,15 @@ def leaf_document(rec: RecordIn, *, ledger_time: str, links: list[dict[str, Any]
     return doc
 
 
-def leaf_bytes(rec: RecordIn, doc: dict[str, Any]) -> bytes:
-    """Canonical bytes of a leaf document built by ``leaf_document`` from ``rec``.
+def leaf_bytes(doc: dict[str, Any], fast_body: bool) -> bytes:
+    """Canonical bytes of a leaf document built by ``leaf_document``.
 
     The envelope, links and commitments are ASCII names, safe integers and hex, so the document
-    takes the fast path exactly when its body does; otherwise the full RFC 8785 encoder runs.
+    takes the fast path exactly when its body does (``validate`` says); else RFC 8785 in full.
     """
-    if rec._fast_body:
+    if fast_body:
         try:
-            return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
+            return _ENCODER.encode(doc).encode("utf-8")
         except UnicodeEncodeError:
             raise InvalidInput("a string holds an unpaired UTF-16 surrogate, which is not valid Unicode") from None
     return canonical_json(doc)

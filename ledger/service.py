@@ -35,7 +35,7 @@ from ledger.records import (
     leaf_document,
     parse_json,
     request_fingerprint,
-    validate_record,
+    validate,
 )
 from ledger.store import CheckpointRow, EntryRow, LinkRow, Reader, SealedRow, Store, Writer
 
@@ -137,7 +137,7 @@ class Ledger:
                     raise type(err)(str(err)) from None
         return out
 
-    def _validate(self, items: Sequence[Any], ledger_kinds: bool) -> list[RecordIn]:
+    def _validate(self, items: Sequence[Any], ledger_kinds: bool) -> list[tuple[RecordIn, bool]]:
         if not items:
             raise InvalidInput("no records to append")
         if len(items) > self.config.max_batch:
@@ -146,7 +146,7 @@ class Ledger:
         keys: set[str] = set()
         for pos, item in enumerate(items):
             try:
-                rec = validate_record(item, allow_ledger_kinds=ledger_kinds)
+                rec, fast = validate(item, allow_ledger_kinds=ledger_kinds)
                 for link in rec.links:
                     if link.batch is not None and link.batch >= pos:
                         raise UnknownLink(f"links: 'batch' {link.batch} must name an earlier record of this batch")
@@ -156,13 +156,13 @@ class Ledger:
                     keys.add(rec.idempotency_key)
             except (InvalidInput, Conflict) as err:
                 raise type(err)(f"record {pos}: {err}" if len(items) > 1 else str(err)) from None
-            recs.append(rec)
+            recs.append((rec, fast))
         return recs
 
     def append(self, items: Sequence[Any], *, publish: bool = True) -> list[Appended]:
         """Append one batch atomically; returns only after it is durable. Nothing is appended on error."""
         recs = self._validate(items, ledger_kinds=False)
-        fps = [request_fingerprint(i) if r.idempotency_key else None for i, r in zip(items, recs, strict=True)]
+        fps = [request_fingerprint(i) if r.idempotency_key else None for i, (r, _) in zip(items, recs, strict=True)]
         with self.store.write() as w:
             out, size, frontier = self._sequence_and_integrate(w, recs, fps)
         self._frontier = (size, frontier)  # committed: safe to cache
@@ -170,14 +170,14 @@ class Ledger:
             self.publish(force=False)
         return out
 
-    def _sequence_and_integrate(self, w: Writer, recs: Sequence[RecordIn],
+    def _sequence_and_integrate(self, w: Writer, recs: Sequence[tuple[RecordIn, bool]],
                                 fps: Sequence[bytes | None]) -> tuple[list[Appended], int, list[bytes]]:
         size = w.size()
         start = size
-        existing = w.by_idempotency_keys([r.idempotency_key for r in recs if r.idempotency_key])
+        existing = w.by_idempotency_keys([r.idempotency_key for r, _ in recs if r.idempotency_key])
 
         # Links: every target must exist, in the ledger or earlier in this batch.
-        targets = sorted({ln.id for r in recs for ln in r.links if ln.id is not None})
+        targets = sorted({ln.id for r, _ in recs for ln in r.links if ln.id is not None})
         bad = [t for t in targets if t >= size]
         if bad:
             raise UnknownLink(f"links: record {bad[0]} does not exist (the ledger has {size} records)")
@@ -198,7 +198,7 @@ class Ledger:
         links: list[LinkRow] = []
         sealed: list[SealedRow] = []
         subject_keys: dict[str, bytes] = {}
-        for pos, (rec, fp) in enumerate(zip(recs, fps, strict=True)):
+        for pos, ((rec, fast), fp) in enumerate(zip(recs, fps, strict=True)):
             try:
                 if rec.idempotency_key in existing:
                     idx, prior_fp = existing[rec.idempotency_key]
@@ -230,7 +230,7 @@ class Ledger:
                         sealed.append(SealedRow(idx, fname, rec.subject, blob))  # type: ignore[arg-type]
                 if rec.kind is Kind.LEGAL_HOLD:
                     self._check_hold_change(w, rec)
-                data = leaf_bytes(rec, leaf_document(rec, ledger_time=ledger_time, links=resolved, sealed=commitments))
+                data = leaf_bytes(leaf_document(rec, ledger_time=ledger_time, links=resolved, sealed=commitments), fast)
                 if len(data) > self.config.max_record_bytes:
                     raise RecordTooLarge(f"the record is {len(data)} bytes as stored; the limit is "
                                          f"{self.config.max_record_bytes} bytes")
@@ -300,9 +300,9 @@ class Ledger:
         Refused while any legal hold on the subject is active. Proofs are unaffected: leaves hold
         only commitments, and the commitments stay.
         """
-        rec = validate_record({"kind": "erasure", "producer": LEDGER_PRODUCER, "produced_at": now_rfc3339(),
+        rec = validate({"kind": "erasure", "producer": LEDGER_PRODUCER, "produced_at": now_rfc3339(),
                                "subject": subject, "body": {"reason": reason, "requested_by": requested_by}},
-                              allow_ledger_kinds=True)
+                        allow_ledger_kinds=True)
         with self.store.write() as w:
             holds = self.active_holds(w, subject)
             if holds:
