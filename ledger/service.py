@@ -404,12 +404,12 @@ class Ledger:
 
     def _checkpoint_for(self, r: Reader, size: int | None) -> tuple[int, SignedCheckpoint | None]:
         """The size to prove against: ``size`` if given, else the latest checkpoint's."""
-        n = r.size()
         if size is not None:
+            n = r.size()
             if not 0 <= size <= n:
                 raise InvalidInput(f"size {size} is beyond the tree (size {n})")
-            match = [c for c in r.checkpoints() if c.size == size]
-            return size, (_cp(match[-1]) if match else None)
+            match = r.checkpoint_at(size)
+            return size, (_cp(match) if match else None)
         latest = r.latest_checkpoint()
         if latest is None:
             raise NotFound("no checkpoint has been published yet (run `custody checkpoint`)")
@@ -426,22 +426,32 @@ class Ledger:
 
     def prove_inclusion(self, idx: int, size: int | None = None) -> dict[str, Any]:
         with self.store.read() as r:
-            self._entry(r, idx)
+            if idx < 0:
+                raise InvalidInput(f"record id {idx} is negative")
             return self._inclusion(r, idx, size)
 
     def _inclusion(self, r: Reader, idx: int, size: int | None) -> dict[str, Any]:
+        """A proof needs no entry bytes: the plan's O(log n) nodes (and the leaf) in one read."""
         n, cp = self._checkpoint_for(r, size)
         if idx >= n:
+            total = r.size()
+            if idx >= total:
+                raise NotFound(f"record {idx} does not exist (the ledger has {total} records)")
             raise InvalidInput(f"record {idx} is not in the tree of size {n}"
                                + ("" if size is not None else " (the latest checkpoint; run `custody checkpoint`)"))
         plan = merkle.inclusion_plan(idx, n)
-        nodes = r.nodes(merkle.plan_indices(plan) + [merkle.stored_hash_index(0, idx)])
-        root = cp.root if cp else self._root(r, n)
-        return {"index": idx, "size": n, "leaf_hash": nodes[merkle.stored_hash_index(0, idx)].hex(),
+        leaf_id = merkle.stored_hash_index(0, idx)
+        want = merkle.plan_indices(plan) + [leaf_id]
+        if cp is None:
+            want += [merkle.stored_hash_index(*a) for a in merkle.frontier_addresses(n)]
+        nodes = r.nodes(want)
+        root = cp.root if cp else merkle.fold([nodes[merkle.stored_hash_index(*a)] for a in merkle.frontier_addresses(n)])
+        return {"index": idx, "size": n, "leaf_hash": nodes[leaf_id].hex(),
                 "proof": [h.hex() for h in merkle.build_proof(plan, nodes)], "root": root.hex(),
                 "checkpoint": cp.note if cp else None}
 
     def prove_consistency(self, old: int, new: int | None = None) -> dict[str, Any]:
+        """Proof and both roots from one read of O(log n) stored nodes."""
         with self.store.read() as r:
             n = r.size()
             new = n if new is None else new
@@ -450,9 +460,12 @@ class Ledger:
             if new > n:
                 raise InvalidInput(f"size {new} is beyond the tree (size {n})")
             plan = merkle.consistency_plan(old, new)
-            proof = merkle.build_proof(plan, r.nodes(merkle.plan_indices(plan)))
-            return {"old_size": old, "new_size": new, "old_root": self._root(r, old).hex(),
-                    "new_root": self._root(r, new).hex(), "proof": [h.hex() for h in proof]}
+            ends = {s: [merkle.stored_hash_index(*a) for a in merkle.frontier_addresses(s)] for s in (old, new)}
+            nodes = r.nodes(sorted(set(merkle.plan_indices(plan)) | set(ends[old]) | set(ends[new])))
+            proof = merkle.build_proof(plan, nodes)
+            roots = {s: merkle.fold([nodes[i] for i in ids]) for s, ids in ends.items()}
+            return {"old_size": old, "new_size": new, "old_root": roots[old].hex(),
+                    "new_root": roots[new].hex(), "proof": [h.hex() for h in proof]}
 
     def trace(self, idx: int, *, max_nodes: int = 10_000) -> Trace:
         """The connected chain of ``idx`` through links, both directions (breadth-first).

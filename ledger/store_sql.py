@@ -315,6 +315,11 @@ class _SqlTxn:
         return [CheckpointRow(i, s, bytes(r), n, c) for i, s, r, n, c in
                 self._all("SELECT id, size, root, note, created_at FROM checkpoints ORDER BY id")]
 
+    def checkpoint_at(self, size: int) -> CheckpointRow | None:
+        rows = self._all("SELECT id, size, root, note, created_at FROM checkpoints WHERE size = ? "
+                         "ORDER BY id DESC LIMIT 1", (size,))
+        return CheckpointRow(rows[0][0], rows[0][1], bytes(rows[0][2]), rows[0][3], rows[0][4]) if rows else None
+
     def latest_checkpoint(self) -> CheckpointRow | None:
         rows = self._all("SELECT id, size, root, note, created_at FROM checkpoints ORDER BY id DESC LIMIT 1")
         return CheckpointRow(rows[0][0], rows[0][1], bytes(rows[0][2]), rows[0][3], rows[0][4]) if rows else None

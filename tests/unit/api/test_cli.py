@@ -99,6 +99,8 @@ def test_bad_requests_are_clear_errors(data_dir: Path, capsys: pytest.CaptureFix
     d = str(data_dir)
     assert run(capsys, "get", "5", "--data-dir", d)[0] == 3
     code, _, err = run(capsys, "prove", "inclusion", "0", "--size", "10", "--data-dir", d)
+    assert code == 2 and "beyond the tree" in err
+    code, _, err = run(capsys, "prove", "inclusion", "7", "--data-dir", d)
     assert code == 3 and "does not exist" in err
     code, _, err = run(capsys, "prove", "consistency", "0", "10", "--data-dir", d)
     assert code == 2 and "beyond the tree" in err
