@@ -60,12 +60,15 @@ def init(data_dir: DataDir = None, origin: Annotated[str | None, typer.Option(he
 
 
 @app.command()
-def migrate(data_dir: DataDir = None) -> None:
-    """Apply database migrations."""
+def migrate(data_dir: DataDir = None, as_json: Json = False) -> None:
+    """Apply database migrations (`init` does this too)."""
+    from migrations import current_revision
     from ledger.store_sql import SqlStore
 
-    SqlStore(_settings(data_dir).database_url).migrate()
-    out.print("migrated")
+    store = SqlStore(_settings(data_dir).database_url)
+    store.migrate()
+    rev = current_revision(store.engine)
+    _emit({"revision": rev}, as_json, f"database at revision {rev}")
 
 
 @app.command()

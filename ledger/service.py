@@ -95,6 +95,18 @@ class Trace:
                 "edges": sorted(self.edges, key=lambda e: (e["src"], e["dst"], e["rel"])), "truncated": self.truncated}
 
 
+@dataclass
+class _Sequenced:
+    """What sequencing decided for one batch, ready to integrate."""
+
+    start: int
+    entries: list[EntryRow] = field(default_factory=list)
+    leaves: list[bytes] = field(default_factory=list)
+    links: list[LinkRow] = field(default_factory=list)
+    sealed: list[SealedRow] = field(default_factory=list)
+    results: list[Appended] = field(default_factory=list)
+
+
 def _cp(row: CheckpointRow) -> SignedCheckpoint:
     return SignedCheckpoint(row.id, row.size, row.root, row.note, row.created_at)
 
@@ -172,8 +184,17 @@ class Ledger:
 
     def _sequence_and_integrate(self, w: Writer, recs: Sequence[tuple[RecordIn, bool]],
                                 fps: Sequence[bytes | None]) -> tuple[list[Appended], int, list[bytes]]:
+        """Both steps, in the caller's write transaction (so they commit, or vanish, together)."""
+        seq = self._sequence(w, recs, fps)
+        size, frontier = self._integrate(w, seq)
+        return seq.results, size, frontier
+
+    def _sequence(self, w: Writer, recs: Sequence[tuple[RecordIn, bool]],
+                  fps: Sequence[bytes | None]) -> _Sequenced:
+        """Give each new record its index and its final bytes: resolve idempotency keys and links,
+        seal sensitive fields, stamp the ledger's time. Writes only subject keys."""
         size = w.size()
-        start = size
+        seq = _Sequenced(start=size)
         existing = w.by_idempotency_keys([r.idempotency_key for r, _ in recs if r.idempotency_key])
 
         # Links: every target must exist, in the ledger or earlier in this batch.
@@ -181,22 +202,11 @@ class Ledger:
         bad = [t for t in targets if t >= size]
         if bad:
             raise UnknownLink(f"links: record {bad[0]} does not exist (the ledger has {size} records)")
-        cached_size, cached = self._frontier
-        need = [merkle.stored_hash_index(0, t) for t in targets]
-        if cached_size != size:
-            need += [merkle.stored_hash_index(*a) for a in merkle.frontier_addresses(size)]
-        nodes = w.nodes(need) if need else {}
-        frontier = cached if cached_size == size else [
-            nodes[merkle.stored_hash_index(*a)] for a in merkle.frontier_addresses(size)]
+        target_leaves = w.nodes([merkle.stored_hash_index(0, t) for t in targets]) if targets else {}
 
         ledger_time = now_rfc3339()
-        out: list[Appended] = []
         batch_ids: list[int] = []
         batch_leaf: dict[int, bytes] = {}
-        entries: list[EntryRow] = []
-        new_nodes: list[tuple[int, bytes]] = []
-        links: list[LinkRow] = []
-        sealed: list[SealedRow] = []
         subject_keys: dict[str, bytes] = {}
         for pos, ((rec, fast), fp) in enumerate(zip(recs, fps, strict=True)):
             try:
@@ -210,15 +220,15 @@ class Ledger:
                     leaf = merkle.leaf_hash(prior.data)
                     batch_ids.append(idx)
                     batch_leaf[idx] = leaf
-                    out.append(Appended(idx, leaf.hex(), prior.ledger_time, existing=True))
+                    seq.results.append(Appended(idx, leaf.hex(), prior.ledger_time, existing=True))
                     continue
                 idx = size
                 resolved = []
                 for ln in rec.links:
                     dst = ln.id if ln.id is not None else batch_ids[ln.batch]  # type: ignore[index]
-                    leaf_of_dst = batch_leaf.get(dst) or nodes[merkle.stored_hash_index(0, dst)]
+                    leaf_of_dst = batch_leaf.get(dst) or target_leaves[merkle.stored_hash_index(0, dst)]
                     resolved.append({"rel": ln.rel, "id": dst, "leaf": leaf_of_dst.hex()})
-                    links.append(LinkRow(idx, dst, ln.rel))
+                    seq.links.append(LinkRow(idx, dst, ln.rel))
                 if len({(x["rel"], x["id"]) for x in resolved}) != len(resolved):
                     raise InvalidInput("links: the same link is listed twice")
                 commitments: dict[str, str] = {}
@@ -227,7 +237,7 @@ class Ledger:
                     for fname, value in sorted(rec.sensitive.items()):
                         c, blob = self._sealer.seal(key, fname, value)
                         commitments[fname] = c
-                        sealed.append(SealedRow(idx, fname, rec.subject, blob))  # type: ignore[arg-type]
+                        seq.sealed.append(SealedRow(idx, fname, rec.subject, blob))  # type: ignore[arg-type]
                 if rec.kind is Kind.LEGAL_HOLD:
                     self._check_hold_change(w, rec)
                 data = leaf_bytes(leaf_document(rec, ledger_time=ledger_time, links=resolved, sealed=commitments), fast)
@@ -237,20 +247,34 @@ class Ledger:
             except (InvalidInput, Conflict, SubjectErased) as err:
                 raise type(err)(f"record {pos}: {err}" if len(recs) > 1 else str(err)) from None
             leaf = merkle.leaf_hash(data)
-            frontier, stored = merkle.append_leaf(size, frontier, leaf)
-            new_nodes.extend(stored)
-            entries.append(EntryRow(idx, data, rec.kind.value, rec.subject, ledger_time,
-                                    rec.idempotency_key, fp))
+            seq.entries.append(EntryRow(idx, data, rec.kind.value, rec.subject, ledger_time, rec.idempotency_key, fp))
+            seq.leaves.append(leaf)
             batch_ids.append(idx)
             batch_leaf[idx] = leaf
-            out.append(Appended(idx, leaf.hex(), ledger_time))
+            seq.results.append(Appended(idx, leaf.hex(), ledger_time))
             size += 1
-        if size > start:
-            w.insert_entries(entries)
+        return seq
+
+    def _integrate(self, w: Writer, seq: _Sequenced) -> tuple[int, list[bytes]]:
+        """Add the sequenced leaves to the tree: O(log n) new nodes per leaf, all rows inserted in the
+        caller's transaction. Returns the new size and compact range."""
+        size = seq.start
+        cached_size, frontier = self._frontier
+        if cached_size != size:  # another writer (thread or process) appended since: read the range
+            addrs = [merkle.stored_hash_index(*a) for a in merkle.frontier_addresses(size)]
+            nodes = w.nodes(addrs)
+            frontier = [nodes[i] for i in addrs]
+        new_nodes: list[tuple[int, bytes]] = []
+        for leaf in seq.leaves:
+            frontier, stored = merkle.append_leaf(size, frontier, leaf)
+            new_nodes.extend(stored)
+            size += 1
+        if seq.entries:
+            w.insert_entries(seq.entries)
             w.insert_nodes(new_nodes)
-            w.insert_links(links)
-            w.insert_sealed(sealed)
-        return out, size, frontier
+            w.insert_links(seq.links)
+            w.insert_sealed(seq.sealed)
+        return size, frontier
 
     def _subject_key(self, w: Writer, subject: str, cache: dict[str, bytes]) -> bytes:
         if subject in cache:

@@ -71,6 +71,9 @@ def test_full_cli_flow(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFix
     code, out, _ = run(capsys, "keys", "--rotate", "--data-dir", d, "--json")
     assert code == 0 and len(out) == 2  # type: ignore[arg-type]
 
+    code, out, _ = run(capsys, "migrate", "--data-dir", d, "--json")
+    assert code == 0 and out == {"revision": "0001"}
+
     code, out, _ = run(capsys, "verify", "--data-dir", d, "--json")
     assert code == 0 and out["ok"] and out["entries_checked"] == 17  # type: ignore[index]
     code, out, _ = run(capsys, "verify", "--incremental", "--deep", "--data-dir", d, "--json")
