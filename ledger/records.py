@@ -324,7 +324,7 @@ def _fast_path_ok(obj: Any, depth: int = 0) -> bool:
         return -MAX_SAFE_INTEGER <= obj <= MAX_SAFE_INTEGER
     if t is dict:
         for k, v in obj.items():
-            if type(k) is not str or (k and max(k) >= "\ud800") or not _fast_path_ok(v, depth + 1):
+            if type(k) is not str or not (k.isascii() or max(k) < "\ud800") or not _fast_path_ok(v, depth + 1):
                 return False
         return True
     if t is list:
