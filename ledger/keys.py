@@ -28,7 +28,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Self
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -302,18 +302,20 @@ class NoteSigner:
         return f"NoteSigner({self.vkey!r})"
 
 
-class NoteVerifier:
-    """An Ed25519 note verifier key (type 0x01): what a reader of our checkpoints is given."""
+class _PublicKey:
+    """A named Ed25519 public key of one signature type; the vkey string is its wire form."""
+
+    SIG_TYPE = SIG_ED25519
 
     def __init__(self, name: str, public_key: bytes) -> None:
         self._name = name
-        self._kid = key_id(name, public_key)  # validates name and length
+        self._kid = key_id(name, public_key, self.SIG_TYPE)  # validates name and length
         self._public = bytes(public_key)
         self._key = Ed25519PublicKey.from_public_bytes(self._public)
 
     @classmethod
-    def from_vkey(cls, vkey: str) -> NoteVerifier:
-        name, _, pub = _parse_vkey(vkey, SIG_ED25519)
+    def from_vkey(cls, vkey: str) -> Self:
+        name, _, pub = _parse_vkey(vkey, cls.SIG_TYPE)
         return cls(name, pub)
 
     @property
@@ -330,7 +332,14 @@ class NoteVerifier:
 
     @property
     def vkey(self) -> str:
-        return f"{self._name}+{self._kid.hex()}+{_b64(bytes([SIG_ED25519]) + self._public)}"
+        return f"{self._name}+{self._kid.hex()}+{_b64(bytes([self.SIG_TYPE]) + self._public)}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.vkey!r})"
+
+
+class NoteVerifier(_PublicKey):
+    """An Ed25519 note verifier key (type 0x01): what a reader of our checkpoints is given."""
 
     def verify(self, text: bytes | str, sig: bytes) -> bool:
         """True iff ``sig`` (without the key ID) is this key's Ed25519 signature of ``text``."""
@@ -347,9 +356,6 @@ class NoteVerifier:
 
     def __hash__(self) -> int:
         return hash(self.vkey)
-
-    def __repr__(self) -> str:
-        return f"NoteVerifier({self.vkey!r})"
 
 
 # --------------------------------------------------------------------------- notes
@@ -562,35 +568,10 @@ def cosign(body: str, signer_private_key: Ed25519PrivateKey, name: str, timestam
     return _signature_line(name, kid, timestamp.to_bytes(8, "big") + sig)
 
 
-class CosignatureVerifier:
+class CosignatureVerifier(_PublicKey):
     """A witness's Ed25519 cosignature/v1 key (signature type 0x04). Usable in ``open_note``."""
 
-    def __init__(self, name: str, public_key: bytes) -> None:
-        self._name = name
-        self._kid = key_id(name, public_key, SIG_COSIGNATURE_V1)
-        self._public = bytes(public_key)
-        self._key = Ed25519PublicKey.from_public_bytes(self._public)
-
-    @classmethod
-    def from_vkey(cls, vkey: str) -> CosignatureVerifier:
-        name, _, pub = _parse_vkey(vkey, SIG_COSIGNATURE_V1)
-        return cls(name, pub)
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def key_id(self) -> bytes:
-        return self._kid
-
-    @property
-    def public_key(self) -> bytes:
-        return self._public
-
-    @property
-    def vkey(self) -> str:
-        return f"{self._name}+{self._kid.hex()}+{_b64(bytes([SIG_COSIGNATURE_V1]) + self._public)}"
+    SIG_TYPE = SIG_COSIGNATURE_V1
 
     def verify(self, text: bytes | str, sig: bytes) -> bool:
         """``sig`` is the 8-byte timestamp ‖ 64-byte signature (key ID already removed)."""
@@ -604,9 +585,6 @@ class CosignatureVerifier:
         except InvalidSignature:
             return False
         return True
-
-    def __repr__(self) -> str:
-        return f"CosignatureVerifier({self.vkey!r})"
 
 
 def verify_cosignature(body: str, line: str, verifier: CosignatureVerifier) -> int:

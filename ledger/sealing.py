@@ -23,7 +23,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ledger.errors import FormatError, InvalidInput, VerificationError
+from ledger.errors import FormatError, VerificationError
 from ledger.records import canonical_json, parse_json
 
 SEAL_DOMAIN = b"custody-seal-v1\x00"
@@ -110,8 +110,3 @@ class Sealer:
             raise VerificationError(f"sealed field {field!r} does not match its commitment")
         return value, salt
 
-
-def validate_subject_values(sensitive: dict[str, Any]) -> None:
-    for k in sensitive:
-        if not k or len(k) > 200:
-            raise InvalidInput("sensitive field names must be 1 to 200 characters")
