@@ -50,7 +50,7 @@ def run_demo(settings: Settings, console: Console | None = None) -> dict[str, An
         f"({', '.join(sorted({n['kind'] for n in t.nodes.values()}))})")
 
     report = verify_ledger(ledger.store, ledger.keyring.verifiers, ledger.config.origin)
-    say(f"[bold]6.[/] full verify: " + ("[green]PASS[/]" if report.ok else "[red]FAIL[/]")
+    say("[bold]6.[/] full verify: " + ("[green]PASS[/]" if report.ok else "[red]FAIL[/]")
         + f" ({report.entries_checked} entries, {report.checkpoints_checked} checkpoints)")
     for prob in report.problems:
         say(f"   [red]{prob.what}[/]: {prob.message}")
