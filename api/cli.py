@@ -26,7 +26,7 @@ prove_app = typer.Typer(no_args_is_help=True, help="Inclusion and consistency pr
 hold_app = typer.Typer(no_args_is_help=True, help="Legal holds on a subject.")
 app.add_typer(prove_app, name="prove")
 app.add_typer(hold_app, name="hold")
-out = Console()
+out = Console(soft_wrap=True)
 err_console = Console(stderr=True)
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Ledger folder (env CUSTODY_DATA_DIR; default ./custody-data).")]
@@ -272,13 +272,13 @@ def verify_bundle_cmd(bundle: Annotated[Path, typer.Argument(help="The bundle (.
 @app.command()
 def demo(data_dir: Annotated[Path, typer.Option("--data-dir", help="Where the demo ledger goes.")] = Path("custody-demo"),
          as_json: Json = False) -> None:
-    """Initialise a ledger, append a sample incident, sign a checkpoint, prove a record and verify."""
+    """The main job: record a sample incident, prove and verify it, export and check its evidence bundle."""
     from api.demo import run_demo
 
     summary = run_demo(_settings(data_dir), console=None if as_json else out)
     if as_json:
         _emit(summary, True)
-    if not summary["verify"]["ok"]:
+    if not (summary["verify"]["ok"] and summary["bundle"]["ok"]):
         raise typer.Exit(5)
 
 

@@ -2,7 +2,8 @@
 
 Until the service, pipeline and sandbox land, the demo is the ledger's own story: record an
 incident, sign a checkpoint, prove that the published artifact's record is in the log (checked
-with the pure verifier, as an outsider would), and verify the whole ledger.
+with the pure verifier, as an outsider would), verify the whole ledger, and export the case as an
+evidence bundle that is then verified offline.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from api.sample import sample_incident
 from api.settings import Settings
 from ledger import merkle
 from ledger.checkpoint import Checkpoint
+from ledger.evidence import record_export, verify_bundle
 from ledger.keys import open_note
 from ledger.verify import verify_ledger
 
@@ -54,8 +56,18 @@ def run_demo(settings: Settings, console: Console | None = None) -> dict[str, An
         + f" ({report.entries_checked} entries, {report.checkpoints_checked} checkpoints)")
     for prob in report.problems:
         say(f"   [red]{prob.what}[/]: {prob.message}")
+    bundle, receipt = record_export(ledger, "case-demo", [output_artifact], actor="legal-demo", role="legal",
+                                    purpose="demo: evidence for the victim's complaint")
+    bundle_path = settings.data_dir / "case-demo-bundle.zip"
+    bundle_path.write_bytes(bundle.data)
+    checked = verify_bundle(bundle.data, [ledger.keyring.active.vkey])
+    say(f"[bold]7.[/] evidence bundle {bundle_path} ({len(bundle.record_ids)} records, sha256 "
+        f"{bundle.sha256[:16]}…): offline verify " + ("[green]PASS[/]" if checked.ok else "[red]FAIL[/]")
+        + f"; the export is access record {receipt.id}")
     say(f"\nverifier key (all an outsider needs): {ledger.keyring.active.vkey}\n"
-        f"try: custody --help   (e.g. custody trace {output_artifact} --data-dir {settings.data_dir})")
-    return {"origin": ledger.config.origin, "data_dir": str(settings.data_dir),
+        f"try: custody verify-bundle {bundle_path} --key '{ledger.keyring.active.vkey}'\n"
+        f"     custody trace {output_artifact} --data-dir {settings.data_dir}")
+    return {"bundle": {"path": str(bundle_path), "sha256": bundle.sha256, "ok": checked.ok},
+            "origin": ledger.config.origin, "data_dir": str(settings.data_dir),
             "appended": [a.as_dict() for a in appended], "checkpoint": cp.as_dict(), "inclusion": p,
             "trace": t.as_dict(), "verify": report.as_dict(), "vkey": ledger.keyring.active.vkey}
