@@ -3,9 +3,14 @@
 
 Not a test: nothing here runs in CI. Run with the project's venv, e.g.::
 
-    python bench/bench_ledger.py all --quick              # a small smoke run (about a minute)
-    python bench/bench_ledger.py all --repeat 3           # the full run behind BENCHMARKS.md
-    python bench/bench_ledger.py batch --repeat 3         # one part only (see --help)
+    python bench/bench_ledger.py all --quick                # a small smoke run (about 15 s)
+    python bench/bench_ledger.py all --repeat 3 --rebuild   # the full run behind BENCHMARKS.md (~12 min)
+    python bench/bench_ledger.py batch --repeat 3           # one part only (see --help)
+    python bench/bench_ledger.py proof-breakdown            # where a proof's time goes
+    python bench/bench_ledger.py profile                    # cProfile of appends and verify
+
+Parts: batch, single, pg, build, proofs, verify, breakdown (``all`` runs these), and
+proof-breakdown, profile, machine.
 
 Every part prints a Markdown table and writes its raw figures as JSON under the work directory
 (``--workdir``, default /tmp/custody-bench/results/). The 1,000,000-entry ledgers (Custody and
@@ -31,6 +36,7 @@ import gc
 import hashlib
 import io
 import json
+import math
 import os
 import platform
 import pstats
@@ -49,11 +55,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from api.composition import init_ledger, open_ledger  # noqa: E402
-from api.settings import Settings  # noqa: E402
-from ledger import merkle  # noqa: E402
-from ledger.service import Ledger  # noqa: E402
-from ledger.verify import verify_ledger  # noqa: E402
+from api.composition import init_ledger, open_ledger
+from api.settings import Settings
+from ledger import merkle
+from ledger.service import Ledger
+from ledger.verify import verify_ledger
 
 RECORDS_VERSION = 1  # bump when make_record changes: cached ledgers are rebuilt
 MILESTONES = (10_000, 100_000, 1_000_000)
@@ -176,7 +182,7 @@ def now() -> float:
 
 def pct(xs: Sequence[float], p: float) -> float:
     s = sorted(xs)
-    return s[min(len(s) - 1, max(0, int(round(p / 100 * len(s) + 0.5)) - 1))]
+    return s[min(len(s) - 1, max(0, math.ceil(p / 100 * len(s)) - 1))]  # nearest rank
 
 
 def ms_stats(samples_s: Sequence[float]) -> dict[str, float]:
@@ -241,9 +247,9 @@ def machine_info(pg_url: str | None) -> dict[str, Any]:
     }
     try:
         info["git_head"] = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                                          capture_output=True, text=True).stdout.strip()
+                                          capture_output=True, text=True, check=False).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "ledger", "api", "migrations"],
-                               capture_output=True, text=True).stdout.split("\n")
+                               capture_output=True, text=True, check=False).stdout.split("\n")
         info["uncommitted_in_ledger_api"] = [x.strip() for x in dirty if x.strip()]
     except OSError:
         pass
@@ -516,7 +522,6 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 def part_proofs(w: Work, args: argparse.Namespace) -> dict[str, Any]:
     """Inclusion and consistency proofs via the service methods (DB reads included), on the cached ledger."""
-    from pymerkle import verify_consistency as pm_vc
     from pymerkle import verify_inclusion as pm_vi
 
     n, k = args.size, args.samples
@@ -568,14 +573,16 @@ def part_proofs(w: Work, args: argparse.Namespace) -> dict[str, Any]:
         vs = []
         for p in proofs:
             leaf, path, root = bytes.fromhex(p["leaf_hash"]), [bytes.fromhex(h) for h in p["proof"]], bytes.fromhex(p["root"])
-            dt, _ = timed(lambda: merkle.verify_inclusion(leaf, p["index"], p["size"], path, root))
+            dt, _ = timed(lambda leaf=leaf, p=p, path=path, root=root:
+                          merkle.verify_inclusion(leaf, p["index"], p["size"], path, root))
             vs.append(dt)
         row["verify_inclusion_pure"] = us_stats(vs)
         vs = []
         for p in cproofs:
             path = [bytes.fromhex(h) for h in p["proof"]]
             o, nr = bytes.fromhex(p["old_root"]), bytes.fromhex(p["new_root"])
-            dt, _ = timed(lambda: merkle.verify_consistency(p["old_size"], p["new_size"], o, nr, path))
+            dt, _ = timed(lambda p=p, o=o, nr=nr, path=path:
+                          merkle.verify_consistency(p["old_size"], p["new_size"], o, nr, path))
             vs.append(dt)
         row["verify_consistency_pure"] = us_stats(vs)
         print(f"  proofs rep={rep}: " + ", ".join(
@@ -621,14 +628,13 @@ def part_proofs(w: Work, args: argparse.Namespace) -> dict[str, Any]:
     vs = []
     for i, p in pproofs:
         base = tree.get_leaf(i)
-        dt, _ = timed(lambda: pm_vi(base, pm_root, p))
+        dt, _ = timed(lambda base=base, p=p: pm_vi(base, pm_root, p))
         vs.append(dt)
     pm["verify_inclusion_pure"] = us_stats(vs)
     print(f"  pymerkle proofs: inclusion cold {pm['inclusion_cold']['median_ms']:.2f} ms, consistency cold "
           f"{pm['consistency_cold']['median_ms']:.2f} ms, inclusion warm(2nd half) "
           f"{pm['inclusion_warm_last_half']['median_ms']:.3f} ms", file=sys.stderr)
     out["pymerkle"] = pm
-    _ = pm_vc
     keys = [key for key in out["runs"][0] if isinstance(out["runs"][0][key], dict)]
     out["summary"] = {key: {s: med([r[key][s] for r in out["runs"]]) for s in out["runs"][0][key] if s != "n"}
                       for key in keys}
@@ -681,6 +687,197 @@ def part_verify(w: Work, args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def part_breakdown(w: Work, args: argparse.Namespace) -> dict[str, Any]:
+    """Where a batched append's time goes, stage by stage, without a profiler's overhead.
+
+    Each stage is timed on its own over the same 20,000 records (batches of 1,000), using the
+    ledger's own functions: validation (``Ledger._validate``), leaf bytes (``leaf_document`` +
+    ``leaf_bytes``), hashing (``leaf_hash`` + ``append_leaf``) and the inserts and commit
+    (``insert_entries`` + ``insert_nodes`` in one ``store.write()``), then the whole
+    ``Ledger.append``; pymerkle likewise (``json.dumps``, leaf hash, ``append_entries`` of
+    ready bytes). Internal names may drift as the ledger changes: this part is best effort.
+    """
+    from ledger.records import leaf_bytes, leaf_document
+    from ledger.store import EntryRow
+
+    n, bs = 20_000, 1000
+    recs = make_records(0, n)
+    kinds = [r["kind"] for r in recs]
+    out: dict[str, Any] = {"records": n, "batch": bs, "runs": []}
+    for rep in range(args.repeat):
+        row: dict[str, Any] = {"repeat": rep, "loadavg": loadavg()}
+        led = sqlite_ledger(w.fresh("breakdown-full"))
+        gc.collect()
+        t = now()
+        for k in range(0, n, bs):
+            led.append(recs[k:k + bs], publish=False)
+        row["custody_total"] = now() - t
+        led.store.close()
+
+        led = sqlite_ledger(w.fresh("breakdown-stages"))
+        gc.collect()
+        t = now()
+        validated = []
+        for k in range(0, n, bs):
+            validated.extend(led._validate(recs[k:k + bs], ledger_kinds=False))
+        row["validate"] = now() - t
+        per_kind_v: dict[str, float] = {}
+        per_kind_c: dict[str, float] = {}
+        lt = "2025-12-30T10:00:00.000000Z"
+        datas = []
+        gc.collect()
+        t = now()
+        for rec, fast in validated:
+            datas.append(leaf_bytes(leaf_document(rec, ledger_time=lt, links=[], sealed={}), fast))
+        row["leaf_bytes"] = now() - t
+        gc.collect()
+        for kind in sorted(set(kinds)):
+            idx = [i for i, x in enumerate(kinds) if x == kind]
+            sub = [recs[i] for i in idx]
+            tv, tc = [], []
+            for _ in range(3):  # best of 3, after a collection: per-kind costs, not GC pauses
+                gc.collect()
+                t = now()
+                vs = led._validate(sub, ledger_kinds=False)
+                tv.append(now() - t)
+                gc.collect()
+                t = now()
+                for rec, fast in vs:
+                    leaf_bytes(leaf_document(rec, ledger_time=lt, links=[], sealed={}), fast)
+                tc.append(now() - t)
+            per_kind_v[kind] = min(tv) / len(sub) * 1e6
+            per_kind_c[kind] = min(tc) / len(sub) * 1e6
+        row["validate_us_by_kind"] = per_kind_v
+        row["leaf_bytes_us_by_kind"] = per_kind_c
+        gc.collect()
+        t = now()
+        frontier: list[bytes] = []
+        nodes: list[tuple[int, bytes]] = []
+        for i, data in enumerate(datas):
+            frontier, stored = merkle.append_leaf(i, frontier, merkle.leaf_hash(data))
+            nodes.extend(stored)
+        row["hash_and_tree"] = now() - t
+        entries = [EntryRow(i, d, rec.kind.value, rec.subject, lt, rec.idempotency_key, None)
+                   for i, (d, (rec, _)) in enumerate(zip(datas, validated, strict=True))]
+        row["stored_nodes_per_entry"] = len(nodes) / n
+        gc.collect()
+        t = now()
+        lo = 0
+        for k in range(0, n, bs):
+            hi = merkle.stored_hash_count(k + bs)
+            with led.store.write() as wr:
+                wr.insert_entries(entries[k:k + bs])
+                wr.insert_nodes(nodes[lo:hi])
+            lo = hi
+        row["sql_insert_commit"] = now() - t
+        led.store.close()
+
+        d = w.fresh("breakdown-pymerkle")
+        tree = pymerkle_tree(d / "pm.db")
+        gc.collect()
+        t = now()
+        for k in range(0, n, bs):
+            tree.append_entries([pm_bytes(r) for r in recs[k:k + bs]])
+        row["pymerkle_total"] = now() - t
+        tree.close()
+        t = now()
+        pdatas = [pm_bytes(r) for r in recs]
+        row["pymerkle_json_dumps"] = now() - t
+        t = now()
+        for x in pdatas:
+            hashlib.sha256(b"\x00" + x).digest()
+        row["pymerkle_hash"] = now() - t
+        tree = pymerkle_tree(w.fresh("breakdown-pymerkle2") / "pm.db")
+        t = now()
+        for k in range(0, n, bs):
+            tree.append_entries(pdatas[k:k + bs])
+        row["pymerkle_append_ready_bytes"] = now() - t
+        tree.close()
+        out["runs"].append(row)
+        print(f"  breakdown rep={rep}: custody {row['custody_total'] / n * 1e6:.1f} µs/record "
+              f"(validate {row['validate'] / n * 1e6:.1f}, leaf bytes {row['leaf_bytes'] / n * 1e6:.1f}, "
+              f"hash+tree {row['hash_and_tree'] / n * 1e6:.1f}, SQL {row['sql_insert_commit'] / n * 1e6:.1f}); "
+              f"pymerkle {row['pymerkle_total'] / n * 1e6:.1f} µs/record", file=sys.stderr)
+    keys = [k for k, v in out["runs"][0].items() if isinstance(v, float) and k not in ("stored_nodes_per_entry",)]
+    out["summary_us_per_record"] = {k: med([r[k] for r in out["runs"]]) / n * 1e6 for k in keys}
+    out["summary_us_per_record"]["stored_nodes_per_entry"] = out["runs"][0]["stored_nodes_per_entry"]
+    for key in ("validate_us_by_kind", "leaf_bytes_us_by_kind"):
+        out[key] = {kind: med([r[key][kind] for r in out["runs"]]) for kind in out["runs"][0][key]}
+    return out
+
+
+def md_breakdown(r: dict[str, Any]) -> str:
+    s = r["summary_us_per_record"]
+    c = ("validate", "leaf_bytes", "hash_and_tree", "sql_insert_commit")
+    p = ("pymerkle_json_dumps", "pymerkle_hash", "pymerkle_append_ready_bytes")
+    lines = ["| stage | µs / record | share |", "|---|---:|---:|"]
+    for k in c:
+        lines.append(f"| Custody: {k} | {s[k]:.1f} | {s[k] / s['custody_total'] * 100:.0f}% |")
+    rest = s["custody_total"] - sum(s[k] for k in c)
+    lines.append(f"| Custody: rest of append (bookkeeping, result objects, size read) | {rest:.1f} | "
+                 f"{rest / s['custody_total'] * 100:.0f}% |")
+    lines.append(f"| **Custody: `Ledger.append` total** | **{s['custody_total']:.1f}** | |")
+    for k in p:
+        lines.append(f"| pymerkle: {k.removeprefix('pymerkle_')} | {s[k]:.1f} | {s[k] / s['pymerkle_total'] * 100:.0f}% |")
+    lines.append(f"| **pymerkle: `append_entries` total (incl. json.dumps)** | **{s['pymerkle_total']:.1f}** | |")
+    lines += ["", "| kind | validate µs | leaf bytes µs |", "|---|---:|---:|"]
+    for kind in r["validate_us_by_kind"]:
+        lines.append(f"| {kind} | {r['validate_us_by_kind'][kind]:.1f} | {r['leaf_bytes_us_by_kind'][kind]:.1f} |")
+    return "\n".join(lines)
+
+
+def part_proof_breakdown(w: Work, args: argparse.Namespace) -> dict[str, Any]:
+    """Where a proof's time goes on the cached ledger: transaction, reads, plan math, whole call."""
+    n, k = args.size, args.samples
+    led, tree = open_cached(w, n)
+    tree.close()
+    rng = random.Random(3)
+    inc = [rng.randrange(n) for _ in range(k)]
+    cons = [tuple(sorted(rng.sample(range(1, n + 1), 2))) for _ in range(k)]
+    for i in inc[:100]:
+        led.prove_inclusion(i)
+
+    def per_call(fn: Callable[[Any], Any], xs: Sequence[Any]) -> float:
+        samples = []
+        for x in xs:
+            t = time.perf_counter_ns()
+            fn(x)
+            samples.append((time.perf_counter_ns() - t) / 1e3)
+        return statistics.median(samples)
+
+    def empty_txn(_: Any) -> None:
+        with led.store.read():
+            pass
+
+    def txn_latest(_: Any) -> None:
+        with led.store.read() as r:
+            r.latest_checkpoint()
+
+    def txn_nodes(i: int) -> None:
+        plan = merkle.inclusion_plan(i, n)
+        ids = merkle.plan_indices(plan)
+        with led.store.read() as r:
+            r.nodes(ids)
+
+    out: dict[str, Any] = {"size": n, "samples": k, "loadavg": loadavg(), "median_us": {
+        "read_txn_empty": per_call(empty_txn, inc),
+        "read_txn_latest_checkpoint": per_call(txn_latest, inc),
+        "inclusion_plan_and_indices": per_call(lambda i: merkle.plan_indices(merkle.inclusion_plan(i, n)), inc),
+        "consistency_plan_and_indices": per_call(lambda ab: merkle.plan_indices(merkle.consistency_plan(*ab)), cons),
+        "read_txn_plan_nodes (inclusion)": per_call(txn_nodes, inc),
+        "prove_inclusion (whole)": per_call(lambda i: led.prove_inclusion(i), inc),
+        "prove_consistency (whole)": per_call(lambda ab: led.prove_consistency(*ab), cons),
+    }}
+    print("  " + ", ".join(f"{key} {v:.0f} µs" for key, v in out["median_us"].items()), file=sys.stderr)
+    led.store.close()
+    return out
+
+
+def md_proof_breakdown(r: dict[str, Any]) -> str:
+    return "\n".join(["| step | median µs |", "|---|---:|"]
+                     + [f"| {key} | {v:.0f} |" for key, v in r["median_us"].items()])
+
+
 def part_profile(w: Work, args: argparse.Namespace) -> dict[str, Any]:
     """cProfile of batched appends, single appends and full verify (top functions by own and cumulative time)."""
     out: dict[str, Any] = {}
@@ -703,6 +900,11 @@ def part_profile(w: Work, args: argparse.Namespace) -> dict[str, Any]:
     prof("batch", lambda: [led.append(recs[k:k + 1000]) for k in range(0, len(recs), 1000)])
     prof("single", lambda: [led.append([r], publish=False) for r in make_records(20_000, 22_000)])
     led.store.close()
+    if not args.no_pg:
+        led = pg_ledger(w.fresh("profile-pg"), fresh_pg(args.pg_url))
+        led.append(recs[:1000])
+        prof("pg_single", lambda: [led.append([r], publish=False) for r in make_records(20_000, 21_000)])
+        led.store.close()
     try:
         led, tree = open_cached(w, args.size)
         tree.close()
@@ -723,8 +925,8 @@ def fmt(x: float) -> str:
 
 
 def md_batch(r: dict[str, Any]) -> str:
-    lines = ["| batch size | Custody (+checkpoint per batch) | Custody (no checkpoint) | pymerkle `append_entries` | "
-             "ratio | ratio (no checkpoint) |", "|---:|---:|---:|---:|---:|---:|"]
+    lines = [("| batch size | Custody (+checkpoint per batch) | Custody (no checkpoint) | pymerkle `append_entries` | "
+              "ratio | ratio (no checkpoint) |"), "|---:|---:|---:|---:|---:|---:|"]
     for bs, s in r["summary"].items():
         lines.append(f"| {int(bs):,} | {fmt(s['custody'])}/s | {fmt(s['custody_nopub'])}/s | {fmt(s['pymerkle'])}/s "
                      f"| {s['ratio']:.2f}× | {s['ratio_nopub']:.2f}× |")
@@ -736,8 +938,8 @@ def md_single(r: dict[str, Any]) -> str:
     return "\n".join([
         "| Custody (1 txn) | Custody + checkpoint each append | Custody + checkpoint ≤ 1/s | pymerkle `append_entry` |",
         "|---:|---:|---:|---:|",
-        f"| {fmt(s['custody'])}/s | {fmt(s['custody_pub_each'])}/s | {fmt(s['custody_pub_1s'])}/s | "
-        f"{fmt(s['pymerkle'])}/s |"])
+        (f"| {fmt(s['custody'])}/s | {fmt(s['custody_pub_each'])}/s | {fmt(s['custody_pub_1s'])}/s | "
+         f"{fmt(s['pymerkle'])}/s |")])
 
 
 def md_pg(r: dict[str, Any]) -> str:
@@ -777,8 +979,8 @@ def md_verify(r: dict[str, Any]) -> str:
     s, i = r["summary"], r["incremental"]
     return "\n".join(["| figure | value |", "|---|---:|",
                       f"| full verify, {r['size']:,} entries | {fmt(s['entries_per_s'])} entries/s ({s['seconds']:.2f} s) |",
-                      f"| incremental verify, {i['entries']:,} new entries | {fmt(i['entries_per_s'])} entries/s "
-                      f"({i['seconds']:.3f} s incl. {i['checkpoints']} checkpoint signatures) |"])
+                      (f"| incremental verify, {i['entries']:,} new entries | {fmt(i['entries_per_s'])} entries/s "
+                       f"({i['seconds']:.3f} s incl. {i['checkpoints']} checkpoint signatures) |")])
 
 
 PARTS: dict[str, tuple[Callable[[Work, argparse.Namespace], dict[str, Any]], Callable[[dict[str, Any]], str] | None]] = {
@@ -788,6 +990,8 @@ PARTS: dict[str, tuple[Callable[[Work, argparse.Namespace], dict[str, Any]], Cal
     "build": (part_build, md_build),
     "proofs": (part_proofs, md_proofs),
     "verify": (part_verify, md_verify),
+    "breakdown": (part_breakdown, md_breakdown),
+    "proof-breakdown": (part_proof_breakdown, md_proof_breakdown),
     "profile": (part_profile, None),
 }
 
@@ -824,7 +1028,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.part == "machine":
         print(json.dumps(info, indent=2))
         return 0
-    parts = ["batch", "single", "pg", "build", "proofs", "verify"] if args.part == "all" else [args.part]
+    parts = ["batch", "single", "pg", "build", "proofs", "verify", "breakdown"] if args.part == "all" else [args.part]
     if args.no_pg and "pg" in parts and args.part == "all":
         parts.remove("pg")
     cmd = "python bench/bench_ledger.py " + " ".join(sys.argv[1:] if argv is None else argv)
