@@ -311,9 +311,10 @@ def parse_json(raw: bytes | str, *, what: str = "input", max_bytes: int | None =
 def _fast_path_ok(obj: Any, depth: int = 0) -> bool:
     """True when ``json.dumps(sort_keys=True)`` provably equals RFC 8785 for ``obj``.
 
-    They agree on strings, safe integers, booleans and null, and on key order whenever no key
-    has a character at or above U+D800 (code-point and UTF-16 orders then coincide). Floats
-    and other keys take the ``rfc8785`` path. Equality is a property test in the suite.
+    They agree on strings, safe integers, booleans and null, non-integral floats of magnitude
+    1e-4 to 1e16, and on key order whenever no key has a character at or above U+D800
+    (code-point and UTF-16 orders then coincide). Other floats and keys take the ``rfc8785``
+    path. Equality is a property test in the suite.
     """
     if depth > 64:
         return False
@@ -322,6 +323,10 @@ def _fast_path_ok(obj: Any, depth: int = 0) -> bool:
         return True
     if t is int:
         return -MAX_SAFE_INTEGER <= obj <= MAX_SAFE_INTEGER
+    if t is float:
+        # Both Python's repr and ECMAScript's Number::toString give the shortest round-trip digits;
+        # in this range both write them in fixed notation. Integral floats differ ("5.0" vs "5").
+        return 1e-4 <= abs(obj) < 1e16 and not obj.is_integer()
     if t is dict:
         for k, v in obj.items():
             if type(k) is not str or not (k.isascii() or max(k) < "\ud800") or not _fast_path_ok(v, depth + 1):

@@ -33,6 +33,18 @@ def test_floats_and_any_keys_match_rfc8785(value: dict) -> None:
     assert canonical_json(value) == rfc8785.dumps(value)
 
 
+@settings(max_examples=3000, deadline=None)
+@given(st.floats(min_value=1e-5, max_value=1e17, allow_nan=False) | st.floats(min_value=-1e17, max_value=-1e-5))
+def test_fast_path_floats_equal_rfc8785(x: float) -> None:
+    assert canonical_json({"x": x, "y": [x, -x]}) == rfc8785.dumps({"x": x, "y": [x, -x]})
+
+
+def test_float_boundaries_equal_rfc8785() -> None:
+    for x in (1e-4, 0.00010000000000000002, 9.999999999999998e15, 1e16, 0.1, 0.41, 123.456, 5.0, -0.0, 1e21,
+              2.5e-7, 1 / 3, 7.5):
+        assert canonical_json([x, -x]) == rfc8785.dumps([x, -x]), x
+
+
 def test_key_order_is_utf16_not_code_point() -> None:
     # U+1F600 (surrogate pair D83D DE00) sorts before U+FFFD in UTF-16 order, after it in code points.
     value = {"\ufffd": 1, "\U0001f600": 2}
