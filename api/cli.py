@@ -17,15 +17,22 @@ from rich.table import Table
 from api.composition import init_ledger, open_ledger
 from api.settings import Settings
 from ledger.errors import CustodyError, InvalidInput
+from pipeline.errors import PipelineError
 from ledger.service import Ledger
 from ledger.verify import verify_ledger
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Custody: a forensic provenance ledger for generative-AI platforms.")
 prove_app = typer.Typer(no_args_is_help=True, help="Inclusion and consistency proofs.")
+token_app = typer.Typer(no_args_is_help=True, help="API tokens.")
+pipeline_app = typer.Typer(no_args_is_help=True, help="The safety pipeline.")
+policy_app = typer.Typer(no_args_is_help=True, help="Content policy documents.")
 hold_app = typer.Typer(no_args_is_help=True, help="Legal holds on a subject.")
 app.add_typer(prove_app, name="prove")
 app.add_typer(hold_app, name="hold")
+app.add_typer(token_app, name="token")
+app.add_typer(pipeline_app, name="pipeline")
+pipeline_app.add_typer(policy_app, name="policy")
 out = Console(soft_wrap=True)
 err_console = Console(stderr=True)
 
@@ -270,6 +277,50 @@ def verify_bundle_cmd(bundle: Annotated[Path, typer.Argument(help="The bundle (.
 
 
 @app.command()
+def serve(data_dir: DataDir = None, host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="Port.")] = 8000) -> None:
+    """Serve the HTTP API (uvicorn, one worker) on embedded defaults."""
+    from api.cli_service import serve as run
+
+    run(_settings(data_dir), host, port)
+
+
+@token_app.command("create")
+def token_create(role: Annotated[str, typer.Option("--role", help="service, investigator, legal, auditor or admin")],
+                 name: Annotated[str, typer.Option("--name", help="Who holds it (the actor in access records).")],
+                 data_dir: DataDir = None, as_json: Json = False) -> None:
+    """Issue an API token (shown once; stored only as a hash)."""
+    from api.cli_service import create_token
+
+    token = create_token(_settings(data_dir), role, name)
+    _emit({"name": name, "role": role, "token": token}, as_json, f"{token}\n(shown once: store it now)")
+
+
+@pipeline_app.command("check-prompt")
+def pipeline_check_prompt(text: Annotated[str, typer.Argument(help="The prompt.")],
+                          surface: Annotated[str, typer.Option(help="chat, imagine, api, edit or video.")] = "chat",
+                          turn: Annotated[list[str] | None, typer.Option("--turn", help="An earlier turn of the session (repeatable, oldest first).")] = None,
+                          policy: Annotated[Path | None, typer.Option(help="Policy file (default: the shipped one).")] = None,
+                          as_json: Json = False) -> None:
+    """Run the prompt-safety layer on a prompt (and its session's earlier turns)."""
+    from pipeline.cli_functions import check_prompt
+
+    d = check_prompt(text, surface, turn, policy)
+    risky = ", ".join(f"{c['category']} {c['risk']:.2f}" for c in d.get("categories", []) if c.get("risk"))
+    _emit(d, as_json, f"{d.get('action')}" + (f" ({risky})" if risky else "") + (" — escalate" if d.get("escalate") else ""))
+
+
+@policy_app.command("validate")
+def pipeline_policy_validate(path: Annotated[Path, typer.Argument(help="Policy document (YAML or JSON).")],
+                             as_json: Json = False) -> None:
+    """Validate a policy document; a malformed one names the problem and exits 2."""
+    from pipeline.cli_functions import validate_policy
+
+    d = validate_policy(path)
+    _emit(d, as_json, f"valid: {d.get('policy_id')} {d.get('version')} ({d.get('policy_sha256', '')[:16]}…)")
+
+
+@app.command()
 def demo(data_dir: Annotated[Path, typer.Option("--data-dir", help="Where the demo ledger goes.")] = Path("custody-demo"),
          as_json: Json = False) -> None:
     """The main job: record a sample incident, prove and verify it, export and check its evidence bundle."""
@@ -291,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     try:
         app(args=argv, prog_name="custody")
-    except CustodyError as e:
+    except (CustodyError, PipelineError) as e:
         err_console.print(f"[red]error[/] ({e.code}): {e}", highlight=False, soft_wrap=True)
         return e.exit_code
     except SystemExit as e:

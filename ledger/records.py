@@ -223,6 +223,15 @@ class RecordIn(BaseModel):
         return v
 
 
+def _storable(text: str) -> bool:
+    """Whether a string can be a database column value: valid Unicode, no control characters."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return not any(ord(c) < 0x20 or c == "\x7f" for c in text)
+
+
 def _format_validation_error(err: ValidationError, prefix: str = "") -> str:
     parts = []
     for e in err.errors()[:5]:
@@ -252,6 +261,12 @@ def validate(data: Any, *, allow_ledger_kinds: bool = False) -> tuple[RecordIn, 
         BODIES[rec.kind].model_validate(rec.body)
     except ValidationError as err:
         raise InvalidInput(_format_validation_error(err, "body.")) from None
+    if rec.idempotency_key is not None and not _storable(rec.idempotency_key):
+        raise InvalidInput("idempotency_key: must not hold NUL, control characters or unpaired surrogates")
+    for name in rec.sensitive or {}:
+        if not (1 <= len(name) <= 200 and _storable(name)):
+            raise InvalidInput(f"sensitive: field name {name[:40]!r} must be 1 to 200 characters without NUL, "
+                               f"control characters or unpaired surrogates")
     clear = SEALED_ONLY.get(rec.kind, frozenset()) & rec.body.keys()
     if clear:
         raise InvalidInput(

@@ -15,6 +15,7 @@ Verification lives in ``ledger.verify``; this class only reads and appends.
 from __future__ import annotations
 
 import base64
+import logging
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from typing import Any
 
 from ledger import merkle
 from ledger.checkpoint import Checkpoint
-from ledger.errors import Conflict, InvalidInput, LegalHoldActive, NotFound, RecordTooLarge, SubjectErased, UnknownLink
+from ledger.errors import Conflict, CustodyError, InvalidInput, LegalHoldActive, NotFound, RecordTooLarge, SubjectErased, UnknownLink
 from ledger.keyring import Keyring
 from ledger.keys import sign_note
 from ledger.records import (
@@ -39,6 +40,7 @@ from ledger.records import (
 )
 from ledger.store import CheckpointRow, EntryRow, LinkRow, Reader, SealedRow, Store, Writer
 
+log = logging.getLogger(__name__)
 LEDGER_PRODUCER = "custody"
 # Kinds shared by huge numbers of records: trace shows them but does not walk back from them.
 TRACE_HUBS = frozenset({Kind.MODEL_VERSION.value, Kind.POLICY.value})
@@ -179,7 +181,11 @@ class Ledger:
             out, size, frontier = self._sequence_and_integrate(w, recs, fps)
         self._frontier = (size, frontier)  # committed: safe to cache
         if publish:
-            self.publish(force=False)
+            try:
+                self.publish(force=False)
+            except CustodyError as err:  # the entries are durable: report, never fail the append
+                log.warning("appended entries %d..%d but could not publish a checkpoint: %s",
+                            out[0].id, out[-1].id, err)
         return out
 
     def _sequence_and_integrate(self, w: Writer, recs: Sequence[tuple[RecordIn, bool]],
@@ -208,6 +214,7 @@ class Ledger:
         batch_ids: list[int] = []
         batch_leaf: dict[int, bytes] = {}
         subject_keys: dict[str, bytes] = {}
+        batch_holds: dict[tuple[str, str], bool] = {}  # (subject, case) → active, after earlier lines
         for pos, ((rec, fast), fp) in enumerate(zip(recs, fps, strict=True)):
             try:
                 if rec.idempotency_key in existing:
@@ -239,7 +246,7 @@ class Ledger:
                         commitments[fname] = c
                         seq.sealed.append(SealedRow(idx, fname, rec.subject, blob))  # type: ignore[arg-type]
                 if rec.kind is Kind.LEGAL_HOLD:
-                    self._check_hold_change(w, rec)
+                    self._check_hold_change(w, rec, batch_holds)
                 data = leaf_bytes(leaf_document(rec, ledger_time=ledger_time, links=resolved, sealed=commitments), fast)
                 if len(data) > self.config.max_record_bytes:
                     raise RecordTooLarge(f"the record is {len(data)} bytes as stored; the limit is "
@@ -306,13 +313,17 @@ class Ledger:
                 active.pop(body["case_id"], None)
         return active
 
-    def _check_hold_change(self, w: Writer, rec: RecordIn) -> None:
-        active = self.active_holds(w, rec.subject)  # type: ignore[arg-type]
-        case = rec.body["case_id"]
-        if rec.body["action"] == "place" and case in active:
-            raise Conflict(f"subject {rec.subject!r} is already on hold for case {case!r} (entry {active[case]})")
-        if rec.body["action"] == "release" and case not in active:
-            raise Conflict(f"subject {rec.subject!r} has no active hold for case {case!r} to release")
+    def _check_hold_change(self, w: Writer, rec: RecordIn, batch: dict[tuple[str, str], bool]) -> None:
+        """A hold is placed only if not active, released only if active — counting earlier lines of
+        the same batch, whose records are not in the database yet."""
+        subject, case = rec.subject, rec.body["case_id"]
+        key = (subject, case)
+        active = batch[key] if key in batch else case in self.active_holds(w, subject)  # type: ignore[arg-type]
+        if rec.body["action"] == "place" and active:
+            raise Conflict(f"subject {subject!r} is already on hold for case {case!r}")
+        if rec.body["action"] == "release" and not active:
+            raise Conflict(f"subject {subject!r} has no active hold for case {case!r} to release")
+        batch[key] = rec.body["action"] == "place"  # type: ignore[index]
 
     def holds(self, subject: str) -> dict[str, int]:
         with self.store.read() as r:
@@ -394,8 +405,9 @@ class Ledger:
             return r.size()
 
     def _root(self, r: Reader, size: int) -> bytes:
-        if size == self._frontier[0]:
-            return merkle.fold(self._frontier[1])
+        cached_size, cached = self._frontier  # read once: another thread may replace it
+        if size == cached_size:
+            return merkle.fold(cached)
         addrs = merkle.frontier_addresses(size)
         nodes = r.nodes([merkle.stored_hash_index(*a) for a in addrs])
         return merkle.fold([nodes[merkle.stored_hash_index(*a)] for a in addrs])
@@ -421,6 +433,13 @@ class Ledger:
         with self.store.read() as r:
             row = r.latest_checkpoint()
         return _cp(row) if row else None
+
+    def checkpoint(self, checkpoint_id: int) -> SignedCheckpoint:
+        with self.store.read() as r:
+            row = r.checkpoint(checkpoint_id)
+        if row is None:
+            raise NotFound(f"checkpoint {checkpoint_id} does not exist")
+        return _cp(row)
 
     def checkpoints(self) -> list[SignedCheckpoint]:
         with self.store.read() as r:

@@ -315,6 +315,10 @@ class _SqlTxn:
         return [CheckpointRow(i, s, bytes(r), n, c) for i, s, r, n, c in
                 self._all("SELECT id, size, root, note, created_at FROM checkpoints ORDER BY id")]
 
+    def checkpoint(self, checkpoint_id: int) -> CheckpointRow | None:
+        rows = self._all("SELECT id, size, root, note, created_at FROM checkpoints WHERE id = ?", (checkpoint_id,))
+        return CheckpointRow(rows[0][0], rows[0][1], bytes(rows[0][2]), rows[0][3], rows[0][4]) if rows else None
+
     def checkpoint_at(self, size: int) -> CheckpointRow | None:
         rows = self._all("SELECT id, size, root, note, created_at FROM checkpoints WHERE size = ? "
                          "ORDER BY id DESC LIMIT 1", (size,))
@@ -388,3 +392,17 @@ class _SqlTxn:
 def _b(v: Any) -> bytes | None:
     return None if v is None else bytes(v)
 
+
+class ApiToken(SQLModel, table=True):
+    """An HTTP API token (used by ``api.tokens``): only its SHA-256 is kept, never the token.
+
+    Not evidence: rows are revoked in place (``revoked_at``), so no append-only triggers here.
+    """
+
+    __tablename__ = "api_tokens"
+    id: int | None = Field(default=None, sa_column=Column(BIGINT, primary_key=True, autoincrement=True))
+    token_sha256: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    name: str = Field(sa_column=Column(String(200), nullable=False, unique=True))
+    role: str = Field(sa_column=Column(String(32), nullable=False))
+    created_at: str = Field(sa_column=Column(String(40), nullable=False))
+    revoked_at: str | None = Field(default=None, sa_column=Column(String(40), nullable=True))

@@ -294,3 +294,39 @@ def test_leaf_bytes_are_canonical_json(ledger: Ledger) -> None:
         for i in range(ledger.size()):
             data = r.entry(i).data  # type: ignore[union-attr]
             assert canonical_json(parse_json(data)) == data
+
+
+@pytest.mark.parametrize("over,match", [
+    ({"idempotency_key": "k\x00"}, "idempotency_key"),
+    ({"subject": "s", "sensitive": {"x" * 201: "v"}}, "field name"),
+    ({"subject": "s", "sensitive": {"a\x00b": "v"}}, "field name"),
+    ({"subject": "s", "sensitive": {"\ud800": "v"}}, "field name"),
+])
+def test_unstorable_strings_are_refused_before_the_database(ledger: Ledger, over: dict, match: str) -> None:
+    ledger.append([artifact(1)])
+    before = state(ledger)
+    with pytest.raises(InvalidInput, match=match):
+        ledger.append([artifact(2, **over)])
+    assert state(ledger) == before
+
+
+def test_legal_holds_within_one_batch_count_earlier_lines(ledger: Ledger) -> None:
+    hold = {"kind": "legal_hold", "producer": "svc:legal", "produced_at": T, "subject": "subj:x"}
+    place = {**hold, "body": {"action": "place", "case_id": "c"}}
+    release = {**hold, "body": {"action": "release", "case_id": "c"}}
+    before = state(ledger)
+    with pytest.raises(Conflict, match="record 1: .*already on hold"):
+        ledger.append([place, place])
+    assert state(ledger) == before
+    ledger.append([place, release])  # placed and released in one batch: fine
+    assert ledger.holds("subj:x") == {}
+    with pytest.raises(Conflict, match="no active hold"):
+        ledger.append([release])
+
+
+def test_checkpoint_by_id(ledger: Ledger) -> None:
+    ledger.append([artifact(1)])
+    cp = ledger.latest_checkpoint()
+    assert ledger.checkpoint(cp.id) == cp  # type: ignore[union-attr]
+    with pytest.raises(NotFound):
+        ledger.checkpoint(999)

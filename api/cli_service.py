@@ -1,0 +1,41 @@
+"""What `custody serve` and `custody token create` do, as plain functions (the CLI wires them up).
+
+Both take ``Settings`` (read once by the CLI) and raise ``CustodyError`` subclasses, which the
+CLI's ``main`` maps to exit codes as for every other command.
+"""
+
+from __future__ import annotations
+
+from api.settings import Settings
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the HTTP API with uvicorn (one worker: the ledger writer groups commits in-process).
+
+    The app is built first, so a ledger that is not initialised (or not migrated to the token
+    table) fails here with its usual error instead of inside the server.
+    """
+    import uvicorn
+
+    from api.app import ApiSettings, create_app
+
+    app = create_app(settings, ApiSettings.from_env())
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False, server_header=False)
+
+
+def create_token(settings: Settings, role: str, name: str) -> str:
+    """Issue an API token with ``role`` for ``name``; returns the token (shown once, stored hashed).
+
+    Also runs the ledger's migrations first (idempotent), so a ledger created before the token
+    table existed gets it; the ledger must have been initialised (`custody init`).
+    """
+    from api.composition import open_ledger
+    from api.tokens import TokenStore
+
+    ledger = open_ledger(settings)
+    try:
+        ledger.store.migrate()
+        token, _info = TokenStore(ledger.store).create(role, name)
+    finally:
+        ledger.store.close()
+    return token

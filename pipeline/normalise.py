@@ -1,0 +1,287 @@
+"""Text normalisation for the prompt-safety layer, and the term compiler that mirrors it.
+
+Two views of every prompt are produced, both pure functions of the input (no locale, no clock):
+
+``canonical``
+    NFKC; format (Cf), control, surrogate, private-use and unassigned characters removed; stray
+    combining marks removed (strike-through, "zalgo"); case folded; each word folded to ASCII —
+    homoglyphs in mixed-script or look-alike words mapped to the Latin letter they imitate
+    (``confusable-homoglyphs`` data), every other non-ASCII character transliterated (``anyascii``);
+    whitespace collapsed. Digits and punctuation are kept: numeric rules (ages) match here.
+``folded``
+    ``canonical`` plus: letters spaced or punctuated apart joined ("u n d r e s s", "u.n.d.r.e.s.s"),
+    leetspeak undone inside words that contain a letter (0→o 1→i 3→e 4→a 5→s 7→t 8→b 9→g @→a
+    $→s !→i |→l +→t), punctuation inside words removed ("un-dress"), runs of three or more
+    equal characters cut to two ("nuuuude" → "nuude"). Keyword rules match here.
+
+Terms in a policy are compiled by :func:`compile_term` into regular expressions that accept
+what this normaliser leaves behind: each letter run may repeat (``n++u++d++e++``), ``i`` and ``l``
+are one class (a leet ``1`` may have meant either), words may be joined or separated by one space.
+Every quantifier is possessive and adjacent atoms never share a class, so matching is linear in
+the text: no catastrophic backtracking whatever the user sends.
+
+Bump ``NORMALISER_VERSION`` whenever an output of :func:`normalise` can change.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import metadata, resources
+
+from anyascii import anyascii
+
+NORMALISER_VERSION = "1"
+
+_DROP_CATEGORIES = frozenset({"Cf", "Cs", "Co", "Cn", "Mn", "Me"})
+_WS = re.compile(r"\s+")
+_WS_KEEP = re.compile(r"(\s+)")
+_INSERTION_SYMBOLS = re.compile(r"(?<=[a-z0-9])[|!]+(?=[a-z0-9])")
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g",
+                       "@": "a", "$": "s", "!": "i", "|": "l", "+": "t"})
+_LEET_CHARS = frozenset("01345789@$!|+")
+_GLYPH_TOKEN = re.compile(r"[a-z0-9@$!|+]+")
+_TOKEN_EDGE_LEAD = "(\"'[{<*_~`"
+_TOKEN_EDGE_TRAIL = ".,!?;:)\"'}]>*_~`"
+_INWORD_PUNCT = re.compile(r"(?<=[a-z])[.\-_*'`~^\u00b7\u2022/\\]+(?=[a-z])")
+_REPEATS = re.compile(r"(.)\1{2,}")
+_HAS_LETTER = re.compile(r"[a-z]")
+_SEGMENT_SPLIT = re.compile(r"([\-/])")
+_NUMBER_UNIT = re.compile(r"[0-9]{1,6}(?:st|nd|rd|th|s|yo|yr|yrs|y|o|year|years|ans|anos|jahre|jahrig|jahrige|jahrigen|"
+                          r"k|d|p|x|px|mm|cm|m|km|kg|g|h|hr|min|fps|mp|gb|mb)$")
+
+
+def dependency_versions() -> dict[str, str]:
+    """The versions of everything that can change :func:`normalise`'s output."""
+    out = {"normaliser": NORMALISER_VERSION, "unicode": unicodedata.unidata_version}
+    for dist in ("anyascii", "confusable-homoglyphs"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:  # pragma: no cover - both are hard dependencies
+            out[dist] = "unknown"
+    return out
+
+
+@lru_cache(maxsize=1)
+def _homoglyphs() -> dict[str, str]:
+    """Non-ASCII character → the ASCII letter or digit it imitates (Unicode confusables data)."""
+    data = json.loads(resources.files("confusable_homoglyphs").joinpath("confusables.json").read_text("utf-8"))
+    table: dict[str, str] = {}
+    for ch, entries in data.items():
+        if len(ch) != 1 or ch.isascii():
+            continue
+        for entry in entries:
+            c = entry.get("c", "")
+            if len(c) == 1 and c.isascii() and c.isalnum():
+                table[ch] = c.lower()
+                break
+    return table
+
+
+@dataclass(frozen=True)
+class Normalised:
+    canonical: str
+    folded: str
+    flags: tuple[str, ...]
+    # a second reading of ``folded`` where "|" and "!" inside words are insertions ("und|ress"),
+    # not letters ("h|m"); None when the text has no such symbol
+    folded_alt: str | None = None
+
+
+def _strip_invisible(text: str, flags: set[str]) -> str:
+    out = []
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if cat in _DROP_CATEGORIES:
+            flags.add("format_chars_removed" if cat == "Cf" else
+                      "combining_marks_removed" if cat in ("Mn", "Me") else "invalid_chars_removed")
+            continue
+        if cat == "Cc":
+            out.append(" " if ch.isspace() else "")
+            if not ch.isspace():
+                flags.add("invalid_chars_removed")
+            continue
+        out.append(ch)
+    return "".join(out)
+
+
+def _is_latin(ch: str) -> bool:
+    return ch.isascii() or unicodedata.name(ch, "").startswith("LATIN ")
+
+
+def _fold_word(word: str, flags: set[str]) -> str:
+    if word.isascii():
+        return word
+    table = _homoglyphs()
+    letters = [c for c in word if c.isalpha()]
+    has_latin = any(_is_latin(c) for c in letters)
+    foreign = [c for c in letters if not _is_latin(c)]
+    # A word that mixes Latin with another script, or is made only of letters that each imitate a
+    # Latin one ("ѕех"), is read as a disguise: map look-alikes to the letter they imitate.
+    # Any other word is ordinary foreign text: transliterate it.
+    disguise = bool(foreign) and (has_latin or all(c in table for c in foreign))
+    if disguise and has_latin:
+        flags.add("mixed_script")
+    out = []
+    for ch in word:
+        if ch.isascii():
+            out.append(ch)
+        elif disguise and ch in table:
+            flags.add("homoglyphs_folded")
+            out.append(table[ch])
+        else:
+            out.append(anyascii(ch).lower())
+    return "".join(out)
+
+
+def _canonical_spaced(text: str, flags: set[str]) -> str:
+    """Folded to lower-case ASCII with every whitespace run kept as that many spaces (the spacing
+    pattern of "u n d r e s s  h e r" tells where one spaced-out word ends)."""
+    text = unicodedata.normalize("NFKC", text)
+    text = _strip_invisible(text, flags)
+    text = unicodedata.normalize("NFKC", text.casefold())
+    text = _strip_invisible(text, flags)  # case folding can leave combining marks (İ → i̇)
+    parts = _WS_KEEP.split(text)
+    out = []
+    for k, part in enumerate(parts):
+        if k % 2:
+            out.append(" " * min(len(part), 3))
+        else:
+            out.append(_fold_word(part, flags).lower())
+    return "".join(out)
+
+
+def _canonical(text: str, flags: set[str]) -> str:
+    return _WS.sub(" ", _canonical_spaced(text, flags)).strip()
+
+
+def _join_spaced_letters(text: str, flags: set[str]) -> str:
+    """Join runs of ≥ 3 single glyphs separated by 1–3 non-glyph characters: "u n d r e s s"."""
+    toks = list(_GLYPH_TOKEN.finditer(text))
+    if len(toks) < 3:
+        return text
+    pieces: list[str] = []
+    pos = 0
+    i = 0
+    while i < len(toks):
+        j = i
+        while (j + 1 < len(toks) and len(toks[j].group()) == 1 and len(toks[j + 1].group()) == 1
+               and 1 <= toks[j + 1].start() - toks[j].end() <= 3):
+            j += 1
+        if j - i + 1 >= 3 and len(toks[i].group()) == 1:
+            pieces.append(text[pos:toks[i].start()])
+            seps = [text[toks[k].end():toks[k + 1].start()] for k in range(i, j)]
+            usual = Counter(seps).most_common(1)[0][0]
+            # a separator unlike the usual one ends a word: "u.n.d.r.e.s.s h.e.r" → "undress her"
+            pieces.append(toks[i].group() + "".join((" " if sep != usual else "") + toks[k + 1].group()
+                                                    for k, sep in zip(range(i, j), seps)))
+            pos = toks[j].end()
+            flags.add("spaced_letters_joined")
+            i = j + 1
+        else:
+            i += 1
+    pieces.append(text[pos:])
+    return "".join(pieces)
+
+
+def _undo_leet_segment(seg: str) -> str:
+    if not seg or not _HAS_LETTER.search(seg) or not any(c in _LEET_CHARS for c in seg) or _NUMBER_UNIT.match(seg):
+        return seg
+    return seg.translate(_LEET)
+
+
+def _undo_leet(text: str, flags: set[str]) -> str:
+    """Leetspeak inside words that contain a letter. Each hyphen/slash-separated part of a word is
+    judged alone and a number with a unit ("15yo", "12-year-old", "4k", "1st") is left alone, so
+    ages and quantities survive for the rules that need them."""
+    words = text.split(" ")
+    for k, w in enumerate(words):
+        core = w.lstrip(_TOKEN_EDGE_LEAD)
+        lead = w[: len(w) - len(core)]
+        stripped = core.rstrip(_TOKEN_EDGE_TRAIL)
+        trail = core[len(stripped):]
+        new = "".join(_undo_leet_segment(part) for part in _SEGMENT_SPLIT.split(stripped))
+        if new != stripped:
+            flags.add("leetspeak_undone")
+            words[k] = lead + new + trail
+    return " ".join(words)
+
+
+def _collapse_repeats(text: str, flags: set[str]) -> str:
+    def cut(m: re.Match[str]) -> str:
+        if m.group(1).isalpha():
+            flags.add("repeated_letters_collapsed")
+        return m.group(1) * 2
+
+    return _REPEATS.sub(cut, text)
+
+
+def _fold(spaced: str, flags: set[str]) -> str:
+    folded = _join_spaced_letters(spaced, flags)
+    folded = _WS.sub(" ", folded).strip()
+    folded = _undo_leet(folded, flags)
+    folded = _INWORD_PUNCT.sub("", folded)
+    folded = _collapse_repeats(folded, flags)
+    return _WS.sub(" ", folded).strip()
+
+
+def normalise(text: str) -> Normalised:
+    """Both views of ``text``. Linear in ``len(text)``; the caller bounds the length."""
+    flags: set[str] = set()
+    spaced = _canonical_spaced(text, flags)
+    canonical = _WS.sub(" ", spaced).strip()
+    folded = _fold(spaced, flags)
+    alt = None
+    if _INSERTION_SYMBOLS.search(spaced):
+        alt = _fold(_INSERTION_SYMBOLS.sub("", spaced), set())
+        if alt == folded:
+            alt = None
+    return Normalised(canonical=canonical, folded=folded, flags=tuple(sorted(flags)), folded_alt=alt)
+
+
+# --- terms ------------------------------------------------------------------------------------
+
+_TERM_WORD = re.compile(r"[a-z0-9]+")
+_CLASS_IL = "[il]"
+
+
+def term_words(term: str) -> list[str]:
+    """The words of a policy term after the same Unicode folding as the text (accents, scripts,
+    case); punctuation and spaces separate words."""
+    flags: set[str] = set()
+    return _TERM_WORD.findall(_canonical(term.rstrip("*"), flags))
+
+
+def _word_pattern(word: str) -> str:
+    runs: list[list] = []  # [class, count]
+    for ch in word:
+        cls = _CLASS_IL if ch in "il" else re.escape(ch)
+        if runs and runs[-1][0] == cls:
+            runs[-1][1] += 1
+        else:
+            runs.append([cls, 1])
+    return "".join(f"{cls}++" if n == 1 else f"{cls}{{{n},}}+" for cls, n in runs)
+
+
+def compile_term(term: str) -> str:
+    """One term → a linear-time regex (no surrounding group). A trailing ``*`` makes it a stem
+    (any word ending may follow); otherwise it must end at a word boundary, after an optional
+    "s" (plural, or a possessive whose apostrophe the normaliser removed: "coworker's")."""
+    words = term_words(term)
+    if not words:
+        raise ValueError(f"term {term!r} has no letters or digits after normalisation")
+    body = " ?".join(_word_pattern(w) for w in words)
+    tail = "" if term.rstrip().endswith("*") else "s?+(?![a-z0-9])"  # plural / possessive "s" allowed
+    return f"(?<![a-z0-9]){body}{tail}"
+
+
+def compile_terms(terms: list[str] | tuple[str, ...]) -> re.Pattern[str]:
+    """Alternation of compiled terms, longest first (deterministic, and the most specific wins).
+    A term written ``re:PATTERN`` is taken as a regular expression over the normalised text (the
+    policy loader has already refused unsafe ones)."""
+    alts = sorted({t[3:] if t.startswith("re:") else compile_term(t) for t in terms}, key=lambda p: (-len(p), p))
+    return re.compile("|".join(f"(?:{a})" for a in alts))

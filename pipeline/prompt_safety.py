@@ -1,0 +1,440 @@
+"""The prompt-safety layer: one code path and one policy for every surface.
+
+``surface`` (chat, imagine, api, edit, video, ... — whatever the policy declares) is validated and
+recorded in the decision, and nothing else: no rule, threshold or step depends on it, so the same
+prompt gets the same decision on every surface (tests/unit/pipeline asserts it).
+
+For each prompt:
+
+1. refuse what cannot be judged (not a ``str``, empty, over ``limits.max_prompt_chars`` — rejected,
+   never truncated, so a payload cannot hide behind padding);
+2. normalise (:mod:`pipeline.normalise`): Unicode, invisible characters, homoglyphs and scripts,
+   leetspeak, spaced-out letters, repeats;
+3. blank the policy's benign ``masks`` ("undress rehearsal", "nude lipstick"): narrow phrases only,
+   since a mask hides its words from every rule;
+4. run the policy's rules: ``any`` (one term matches), ``all`` (every group matches, optionally
+   within ``window`` words), ``regex``; a group entry ``"@a ~2 @b"`` is a sequence (a term of
+   ``a``, at most two words, a term of ``b``). Turn-scope rules see this prompt. Session-scope
+   rules see the last ``session.window_turns`` prompts joined and fire only for a request split
+   across turns: this prompt supplies at least one of their groups and an earlier prompt at least
+   one other (it is caught when its last piece arrives, and does not keep firing afterwards);
+5. per category, turn risk = noisy-OR of the weights of the rules that fired (each rule counts
+   once); accumulated risk = 1 − (1 − turn risk)(1 − decay × previous accumulated risk);
+6. per category, the policy's ``hold_at`` / ``block_at`` route the accumulated risk to allow, hold
+   or block — a block becomes a hold when the prompt has the policy's help-seeking wording
+   (``support_context``; never for child sexual exploitation). The decision's action is the most
+   severe; ``escalate`` is set when a category marked ``escalate`` (always child sexual
+   exploitation) is not allowed.
+
+A folded-view rule that does not fire on the folded text gets a second chance on the alternative
+reading, when there is one (``|`` and ``!`` inside words read as insertions rather than letters).
+
+Deterministic: the same policy, prompts and library versions give the same decision, byte for byte
+(scores are rounded to 6 places; every list is sorted). ``stage_version`` names the code and the
+Unicode / transliteration data versions, and the policy is named by id, version and SHA-256.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pipeline.errors import EmptyPrompt, InvalidPrompt, InvalidSurface, PromptTooLarge
+from pipeline.normalise import compile_terms, dependency_versions, normalise
+from pipeline.policy import ACTIONS, SEQUENCE_MARK, Policy, default_policy, parse_sequence
+
+STAGE = "prompt_safety"
+STAGE_CODE_VERSION = "1.0.0"
+_TOKEN = re.compile(r"\S+")
+_EVIDENCE_CHARS = 60
+_ALT = "folded_alt"
+_MAX_EXPANSION = 4  # NFKC can lengthen text (one character → up to 18): cap the normalised size too
+
+
+def stage_version() -> str:
+    deps = dependency_versions()
+    return (f"{STAGE}/{STAGE_CODE_VERSION} normaliser/{deps['normaliser']} unicode/{deps['unicode']} "
+            f"anyascii/{deps['anyascii']} confusable-homoglyphs/{deps['confusable-homoglyphs']}")
+
+
+# --- decision ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RuleMatch:
+    rule_id: str
+    category: str
+    weight: float
+    scope: str
+    evidence: tuple[str, ...]  # the normalised text each group matched
+
+
+@dataclass(frozen=True)
+class CategoryRisk:
+    category: str
+    risk: float        # accumulated over the session (== turn_risk for a single prompt)
+    turn_risk: float   # this prompt alone, session-scope rules included
+    action: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str
+    escalate: bool
+    categories: tuple[CategoryRisk, ...]
+    matched_rules: tuple[RuleMatch, ...]
+    normalised_text: str
+    normalisation_flags: tuple[str, ...]
+    masks_applied: tuple[str, ...]
+    support_context: tuple[str, ...]  # help-seeking wording found (it turned blocks into holds)
+    surface: str
+    turn: int
+    prompt_sha256: str
+    prompt_chars: int
+    policy_id: str
+    policy_version: str
+    policy_sha256: str
+    stage_version: str
+    stage: str = STAGE
+
+    @property
+    def risk(self) -> dict[str, float]:
+        return {c.category: c.risk for c in self.categories}
+
+    @property
+    def category_actions(self) -> dict[str, str]:
+        return {c.category: c.action for c in self.categories}
+
+    def flagged(self) -> tuple[str, ...]:
+        """Categories whose action is not allow."""
+        return tuple(c.category for c in self.categories if c.action != "allow")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["categories"] = [asdict(c) for c in self.categories]
+        d["matched_rules"] = [{**asdict(m), "evidence": list(m.evidence)} for m in self.matched_rules]
+        d["normalisation_flags"] = list(self.normalisation_flags)
+        d["masks_applied"] = list(self.masks_applied)
+        d["support_context"] = list(self.support_context)
+        return d
+
+    def outcome(self) -> dict[str, Any]:
+        """Everything the layer decided — the decision without the surface it was asked on.
+        Surface parity means: equal outcomes for the same prompts on every surface."""
+        d = self.to_dict()
+        del d["surface"]
+        return d
+
+
+# --- compiled policy --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Rule:
+    id: str
+    category: str
+    weight: float
+    scope: str
+    view: str
+    groups: tuple[tuple[int, ...], ...]  # per group: indices into PromptSafety._patterns (one per lexicon)
+    window: int | None
+
+
+@dataclass
+class _View:
+    """One text a rule runs over, with match caches."""
+
+    text: str
+    current_start: int = 0  # where the current turn begins (session views); 0 for a single turn
+    _tokens: list[int] = field(default_factory=list)
+    _cache: dict[int, list[re.Match[str]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._tokens = [m.start() for m in _TOKEN.finditer(self.text)]
+
+    def token_index(self, pos: int) -> int:
+        return max(0, bisect.bisect_right(self._tokens, pos) - 1)
+
+    def matches(self, idx: int, pattern: re.Pattern[str]) -> list[re.Match[str]]:
+        hit = self._cache.get(idx)
+        if hit is None:
+            hit = list(pattern.finditer(self.text))
+            self._cache[idx] = hit
+        return hit
+
+    def group_matches(self, units: tuple[int, ...], patterns: list[re.Pattern[str]]) -> list[re.Match[str]]:
+        if len(units) == 1:
+            return self.matches(units[0], patterns[units[0]])
+        out = [m for u in units for m in self.matches(u, patterns[u])]
+        out.sort(key=lambda m: (m.start(), -m.end()))
+        return out
+
+
+def _evidence(m: re.Match[str]) -> str:
+    s = m.group()
+    return s if len(s) <= _EVIDENCE_CHARS else s[:_EVIDENCE_CHARS - 1] + "…"
+
+
+@dataclass(frozen=True)
+class _Turn:
+    views: dict[str, str]
+    risk: dict[str, float]
+
+
+def _round(x: float) -> float:
+    return round(x, 6)
+
+
+class PromptSafety:
+    """A policy compiled for the prompt-safety layer. Stateless and thread-safe; use
+    :meth:`check` for a single prompt and :class:`Session` for a conversation."""
+
+    def __init__(self, policy: Policy | None = None) -> None:
+        self.policy = policy or default_policy()
+        doc = self.policy.document
+        self._surfaces = frozenset(doc.surfaces)
+        # One compiled pattern per lexicon and per inline term list, shared by every rule using it.
+        self._patterns: list[re.Pattern[str]] = []
+        index: dict[tuple[str, ...], int] = {}  # sorted term tuple, or ("~seq", entry) → pattern index
+
+        def unit(terms: list[str]) -> int:
+            key = tuple(sorted(set(terms)))
+            if key not in index:
+                index[key] = len(self._patterns)
+                self._patterns.append(compile_terms(list(key)))
+            return index[key]
+
+        def sequence(entry: str) -> int:
+            key = ("~seq", entry)
+            if key not in index:
+                parts = []
+                for item in parse_sequence(entry):
+                    if isinstance(item, int):
+                        # up to N whole words between two terms: the inner word is possessive and
+                        # the repeat bounded, so this cannot backtrack beyond N + 1 tries
+                        parts.append(f"(?: [^ \n]++){{0,{item}}} [^a-z0-9 \n]*+")
+                    else:  # the rest of the word follows a stem ("entfern*" → "entferne")
+                        parts.append(f"(?:{compile_terms(doc.lexicons[item]).pattern})[a-z0-9]*+")
+                index[key] = len(self._patterns)
+                self._patterns.append(re.compile("".join(parts)))
+            return index[key]
+
+        def group(entries: list[str]) -> tuple[int, ...]:
+            units = {sequence(e) for e in entries if SEQUENCE_MARK in e}
+            units |= {unit(doc.lexicons[e[1:]]) for e in entries if e.startswith("@") and SEQUENCE_MARK not in e}
+            inline = [e for e in entries if not e.startswith("@")]
+            if inline:
+                units.add(unit(inline))
+            return tuple(sorted(units))
+
+        rules = []
+        for r in doc.rules:
+            if r.regex is not None:
+                self._patterns.append(re.compile(r.regex))
+                groups: tuple[tuple[int, ...], ...] = ((len(self._patterns) - 1,),)
+            elif r.any is not None:
+                groups = (group(r.any),)
+            else:
+                groups = tuple(group(g if isinstance(g, list) else [g]) for g in (r.all or []))
+            rules.append(_Rule(r.id, r.category, r.weight, r.scope, r.view, groups, r.window))
+        self._rules = tuple(rules)
+        self._masks = [(m, compile_terms([m])) for m in sorted(set(doc.masks))]
+        self._support = compile_terms(doc.support_context.terms) if doc.support_context.terms else None
+        self._downgrade = frozenset(doc.support_context.downgrade)
+        self._categories = sorted(doc.categories)
+        self._stage_version = stage_version()
+
+    # -- input -----------------------------------------------------------------------------
+
+    def _check_input(self, text: object, surface: object) -> str:
+        if not isinstance(surface, str):
+            raise InvalidSurface(f"surface must be a string, got {type(surface).__name__}")
+        if surface not in self._surfaces:
+            raise InvalidSurface(f"unknown surface {surface!r}; the policy declares: {', '.join(sorted(self._surfaces))}")
+        if not isinstance(text, str):
+            raise InvalidPrompt(f"prompt must be a string (str), got {type(text).__name__}")
+        limit = self.policy.document.limits.max_prompt_chars
+        if len(text) > limit:
+            raise PromptTooLarge(f"prompt is {len(text)} characters; the policy's limit is {limit} "
+                                 "(rejected, not truncated)")
+        if not text.strip():
+            raise EmptyPrompt("prompt is empty")
+        return text
+
+    def _views(self, text: str) -> tuple[dict[str, str], str, tuple[str, ...], tuple[str, ...]]:
+        limit = self.policy.document.limits.max_prompt_chars
+        n = normalise(text)
+        if not n.folded:
+            raise EmptyPrompt("prompt has no visible characters after normalisation (only format, control "
+                              "or combining characters)")
+        if len(n.canonical) > _MAX_EXPANSION * limit:
+            raise PromptTooLarge(f"prompt expands to {len(n.canonical)} characters when normalised; the limit "
+                                 f"is {_MAX_EXPANSION * limit}")
+        views = {"canonical": n.canonical, "folded": n.folded}
+        if n.folded_alt is not None:
+            views[_ALT] = n.folded_alt
+        applied: set[str] = set()
+        for phrase, pat in self._masks:
+            for name, t in views.items():
+                new = pat.sub(lambda m: " " * len(m.group()), t)
+                if new != t:
+                    applied.add(phrase)
+                    views[name] = new
+        return views, n.folded, n.flags, tuple(sorted(applied))
+
+    # -- rules -----------------------------------------------------------------------------
+
+    def _fire(self, rule: _Rule, view: _View, session: bool) -> RuleMatch | None:
+        per_group = [view.group_matches(g, self._patterns) for g in rule.groups]
+        if any(not ms for ms in per_group):
+            return None
+        if session:
+            # a session rule is about a request split over turns: this turn must supply at least
+            # one group, and at least one group must come only from earlier turns (a request made
+            # whole in one prompt is the turn rules' business)
+            here = [any(m.start() >= view.current_start for m in ms) for ms in per_group]
+            if not any(here) or all(here):
+                return None
+        if rule.window is None or len(per_group) == 1:
+            return RuleMatch(rule.id, rule.category, rule.weight, rule.scope,
+                             tuple(_evidence(ms[0]) for ms in per_group))
+        best = _min_window(view, per_group)
+        if best is None or best[0] > rule.window:
+            return None
+        return RuleMatch(rule.id, rule.category, rule.weight, rule.scope, tuple(_evidence(m) for m in best[1]))
+
+    def _evaluate(self, views: dict[str, str], history: list[_Turn], window_turns: int) -> list[RuleMatch]:
+        """Fire every rule. A folded-view rule that does not fire on ``folded`` gets a second
+        chance on the alternative reading (``folded_alt``) when there is one."""
+        single = {name: _View(t) for name, t in views.items()}
+        joined: dict[str, _View] = {}
+        prior = history[-(window_turns - 1):] if window_turns > 1 else []
+        names = set(views) | {n for turn in prior for n in turn.views}
+        for name in names:
+            if not prior:
+                joined[name] = single[name]
+                continue
+            base = "folded" if name == _ALT else name
+            before = "\n".join(turn.views.get(name, turn.views[base]) for turn in prior)
+            joined[name] = _View(before + "\n" + views.get(name, views[base]), current_start=len(before) + 1)
+        fired = []
+        for rule in self._rules:
+            if rule.scope == "session" and not prior:
+                continue
+            pool, session = (single, False) if rule.scope == "turn" else (joined, True)
+            m = self._fire(rule, pool[rule.view], session)
+            if m is None and rule.view == "folded" and _ALT in pool:
+                m = self._fire(rule, pool[_ALT], session)
+            if m is not None:
+                fired.append(m)
+        return sorted(fired, key=lambda m: (m.category, m.rule_id))
+
+    # -- decisions -------------------------------------------------------------------------
+
+    def _decide(self, text: object, surface: object, history: list[_Turn]) -> tuple[Decision, _Turn]:
+        checked = self._check_input(text, surface)
+        views, folded, flags, masks = self._views(checked)
+        doc = self.policy.document
+        fired = self._evaluate(views, history, doc.session.window_turns)
+        support = tuple(sorted({_evidence(m) for m in self._support.finditer(views["folded"])})) if self._support else ()
+        previous = history[-1].risk if history else {}
+        cats: list[CategoryRisk] = []
+        acc: dict[str, float] = {}
+        escalate = False
+        for name in self._categories:
+            keep = 1.0
+            for m in fired:
+                if m.category == name:
+                    keep *= 1.0 - m.weight
+            turn_risk = _round(1.0 - keep)
+            risk = _round(1.0 - (1.0 - turn_risk) * (1.0 - doc.session.decay * previous.get(name, 0.0)))
+            acc[name] = risk
+            cp = doc.categories[name]
+            if cp.block_at is not None and risk >= cp.block_at:
+                action = "hold" if support and name in self._downgrade else "block"
+            elif cp.hold_at is not None and risk >= cp.hold_at:
+                action = "hold"
+            else:
+                action = "allow"
+            escalate = escalate or (cp.escalate and action != "allow")
+            cats.append(CategoryRisk(name, risk, turn_risk, action))
+        action = max((c.action for c in cats), key=ACTIONS.index, default="allow")
+        decision = Decision(
+            action=action, escalate=escalate, categories=tuple(cats), matched_rules=tuple(fired),
+            normalised_text=folded, normalisation_flags=flags, masks_applied=masks, support_context=support,
+            surface=surface, turn=len(history),  # type: ignore[arg-type]  # checked above
+            prompt_sha256=hashlib.sha256(checked.encode("utf-8", "surrogatepass")).hexdigest(),
+            prompt_chars=len(checked), policy_id=self.policy.policy_id, policy_version=self.policy.version,
+            policy_sha256=self.policy.sha256, stage_version=self._stage_version)
+        return decision, _Turn(views=views, risk=acc)
+
+    def check(self, text: object, surface: object) -> Decision:
+        """Judge one prompt on its own (a session of one turn)."""
+        return self._decide(text, surface, [])[0]
+
+    def session(self) -> Session:
+        return Session(self)
+
+
+def _min_window(view: _View, per_group: list[list[re.Match[str]]]) -> tuple[int, list[re.Match[str]]] | None:
+    """Smallest span in words covering one match of every group (two pointers over sorted events)."""
+    events = sorted(((view.token_index(m.start()), g, m.start(), m) for g, ms in enumerate(per_group) for m in ms),
+                    key=lambda e: (e[0], e[1], e[2]))
+    need = len(per_group)
+    count = [0] * need
+    have = 0
+    best: tuple[int, list[re.Match[str]]] | None = None
+    lo = 0
+    for hi, (tok, g, _, _) in enumerate(events):
+        if count[g] == 0:
+            have += 1
+        count[g] += 1
+        while have == need:
+            span = tok - events[lo][0]
+            if best is None or span < best[0]:
+                chosen: dict[int, re.Match[str]] = {}
+                for e in events[lo:hi + 1]:
+                    chosen.setdefault(e[1], e[3])
+                best = (span, [chosen[i] for i in range(need)])
+            lg = events[lo][1]
+            count[lg] -= 1
+            if count[lg] == 0:
+                have -= 1
+            lo += 1
+    return best
+
+
+class Session:
+    """A conversation: risk accumulates across turns, and session-scope rules see the last
+    ``session.window_turns`` prompts together. A prompt that raises an error is not recorded."""
+
+    def __init__(self, layer: PromptSafety | Policy | None = None) -> None:
+        self.layer = layer if isinstance(layer, PromptSafety) else PromptSafety(layer)
+        self._history: list[_Turn] = []
+        self.decisions: list[Decision] = []
+
+    def check(self, text: object, surface: object) -> Decision:
+        decision, turn = self.layer._decide(text, surface, self._history)
+        self._history.append(turn)
+        self.decisions.append(decision)
+        return decision
+
+    def __len__(self) -> int:
+        return len(self._history)
+
+
+_layers: dict[str, PromptSafety] = {}
+
+
+def layer_for(policy: Policy | None = None) -> PromptSafety:
+    """A compiled layer per policy hash, built once per process."""
+    p = policy or default_policy()
+    if p.sha256 not in _layers:
+        _layers[p.sha256] = PromptSafety(p)
+    return _layers[p.sha256]
+
+
+def check(text: object, surface: object, policy: Policy | None = None) -> Decision:
+    """Judge one prompt with ``policy`` (default: the shipped default policy)."""
+    return layer_for(policy).check(text, surface)

@@ -1,0 +1,170 @@
+"""Who may call what: every endpoint against every role, a missing, malformed, unknown and revoked
+token. The routes come from the app itself, so an endpoint added without a rule (or without a row
+in EXPECTED and an example request here) fails this file."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import pytest
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.testclient import TestClient
+
+from api.app import require_role_rules, router
+from api.auth import allow, api_routes, route_roles
+from api.cli_service import create_token
+from api.composition import open_ledger
+from api.settings import Settings
+from api.tokens import Role, TokenStore
+from ledger.service import Ledger
+from tests.unit.api.app_fixtures import ACCESS, Auth, artifact, auth_fixture, client_fixture, tokens_fixture  # noqa: F401
+
+S, I, L, A, ADM = Role.SERVICE, Role.INVESTIGATOR, Role.LEGAL, Role.AUDITOR, Role.ADMIN
+PROOF_READERS = {S, I, L, A}
+
+# The role table of api.auth's docstring, pinned: changing a rule is a deliberate edit here too.
+EXPECTED: dict[tuple[str, str], set[Role]] = {
+    ("POST", "/v1/records"): {S},
+    ("GET", "/v1/records/{record_id}"): {I},
+    ("GET", "/v1/records/{record_id}/trace"): {I},
+    ("GET", "/v1/records/{record_id}/inclusion"): PROOF_READERS,
+    ("GET", "/v1/checkpoints/latest"): PROOF_READERS,
+    ("GET", "/v1/checkpoints/by-size/{size}"): PROOF_READERS,
+    ("GET", "/v1/checkpoints/{checkpoint_id}"): PROOF_READERS,
+    ("GET", "/v1/proofs/consistency"): {I, L, A},
+    ("POST", "/v1/verify"): {A},
+    ("POST", "/v1/holds"): {L},
+    ("POST", "/v1/holds/release"): {L},
+    ("GET", "/v1/holds"): {L},
+    ("POST", "/v1/erasures"): {L},
+    ("POST", "/v1/tokens"): {ADM},
+    ("GET", "/v1/tokens"): {ADM},
+    ("POST", "/v1/tokens/{name}/revoke"): {ADM},
+}
+
+# A valid request for each endpoint (the state it needs is made by ``world``).
+EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/v1/records"): {"url": "/v1/records", "json": artifact(1000)},
+    ("GET", "/v1/records/{record_id}"): {"url": "/v1/records/0?proof=true"},
+    ("GET", "/v1/records/{record_id}/trace"): {"url": "/v1/records/0/trace"},
+    ("GET", "/v1/records/{record_id}/inclusion"): {"url": "/v1/records/0/inclusion"},
+    ("GET", "/v1/checkpoints/latest"): {"url": "/v1/checkpoints/latest"},
+    ("GET", "/v1/checkpoints/by-size/{size}"): {"url": "/v1/checkpoints/by-size/0"},
+    ("GET", "/v1/checkpoints/{checkpoint_id}"): {"url": "/v1/checkpoints/1"},
+    ("GET", "/v1/proofs/consistency"): {"url": "/v1/proofs/consistency?old=0&new=2"},
+    ("POST", "/v1/verify"): {"url": "/v1/verify"},
+    ("POST", "/v1/holds"): {"url": "/v1/holds", "json": {"subject": "subj:held", "case_id": "case-new"}},
+    ("POST", "/v1/holds/release"): {"url": "/v1/holds/release", "json": {"subject": "subj:held", "case_id": "case-1"}},
+    ("GET", "/v1/holds"): {"url": "/v1/holds?subject=subj:held"},
+    ("POST", "/v1/erasures"): {"url": "/v1/erasures", "json": {"subject": "subj:gone", "reason": "subject request"}},
+    ("POST", "/v1/tokens"): {"url": "/v1/tokens", "json": {"name": "new-auditor", "role": "auditor"}},
+    ("GET", "/v1/tokens"): {"url": "/v1/tokens"},
+    ("POST", "/v1/tokens/{name}/revoke"): {"url": "/v1/tokens/victim/revoke"},
+}
+
+
+def app_routes() -> list[tuple[str, str]]:
+    """(method, path) of every route of the app's router (what ``create_app`` includes)."""
+    return sorted((m, r.path) for r in api_routes(router.routes) for m in r.methods)
+
+
+def test_every_route_has_a_pinned_rule_and_an_example() -> None:
+    routes = app_routes()
+    assert routes, "no routes found"
+    assert set(routes) == set(EXPECTED), "add the new endpoint to EXPECTED (and to api.auth's role table)"
+    assert set(routes) == set(EXAMPLES), "add an example request for the new endpoint"
+    for r in api_routes(router.routes):
+        for m in r.methods:
+            assert route_roles(r) == EXPECTED[(m, r.path)], (m, r.path)
+
+
+def test_an_app_with_a_route_without_a_rule_is_refused() -> None:
+    app = FastAPI()
+
+    @app.get("/ruled")
+    def ruled(caller: Annotated[Any, Depends(allow(Role.ADMIN))]) -> None: ...
+
+    require_role_rules(app)  # fine so far
+
+    sub = APIRouter(prefix="/sub")
+
+    @sub.get("/unruled")
+    def unruled() -> None: ...
+
+    app.include_router(sub)  # inside an included router too
+    with pytest.raises(RuntimeError, match="declares no roles"):
+        require_role_rules(app)
+
+
+@pytest.fixture
+def world(ledger: Ledger, settings: Settings, tokens: dict[str, str]) -> dict[str, str]:
+    """Records 0-2, a hold to release, a token to revoke, and a revoked token of every role."""
+    ledger.append([artifact(0), artifact(1, links=[{"rel": "source", "batch": 0}]), artifact(2)])
+    ledger.append([{"kind": "legal_hold", "producer": "legal", "produced_at": "2025-12-30T10:00:00Z",
+                    "subject": "subj:held", "body": {"action": "place", "case_id": "case-1"}}])
+    create_token(settings, "service", "victim")
+    revoked = {r.value: create_token(settings, r.value, f"revoked-{r.value}") for r in Role}
+    led = open_ledger(settings)
+    try:
+        store = TokenStore(led.store)
+        for r in Role:
+            store.revoke(f"revoked-{r.value}")
+    finally:
+        led.store.close()
+    return revoked
+
+
+@pytest.mark.parametrize("method,path", app_routes())
+def test_role_matrix(method: str, path: str, client: TestClient, auth: Auth, world: dict[str, str]) -> None:
+    example = EXAMPLES[(method, path)]
+    allowed = EXPECTED[(method, path)]
+
+    def call(headers: dict[str, str]) -> Any:
+        kw = {k: v for k, v in example.items() if k != "url"}
+        return client.request(method, example["url"], headers={**ACCESS, **headers}, **kw)
+
+    bad_credentials = {
+        "no token": {},
+        "empty bearer": {"Authorization": "Bearer "},
+        "not bearer": {"Authorization": f"Basic {auth.tokens['admin']}"},
+        "malformed": {"Authorization": "Bearer not-a-token"},
+        "unknown": {"Authorization": "Bearer cst_" + "A" * 43},
+        **{f"revoked {r}": {"Authorization": f"Bearer {t}"} for r, t in world.items()},
+    }
+    for what, headers in bad_credentials.items():
+        r = call(headers)
+        assert r.status_code == 401, (what, r.status_code, r.text)
+        assert r.json()["error"] == "unauthenticated" and r.headers["www-authenticate"] == "Bearer"
+
+    for role in sorted(set(Role) - allowed):
+        r = call(auth(role.value))
+        assert r.status_code == 403, (role, r.status_code, r.text)
+        assert r.json()["error"] == "forbidden"
+
+    for role in sorted(allowed):
+        r = call(auth(role.value))
+        assert r.status_code in (200, 201), (role, r.status_code, r.text)
+
+
+def test_auth_comes_before_validation(client: TestClient, auth: Auth) -> None:
+    """A caller without a (fitting) token learns nothing about what a valid request looks like."""
+    r = client.post("/v1/holds", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 401
+    r = client.get("/v1/records/not-a-number")
+    assert r.status_code == 401
+    r = client.get("/v1/records/not-a-number", headers=auth("auditor"))
+    assert r.status_code == 403
+    r = client.get("/v1/records/0", headers=auth("auditor"))  # no access headers either: still 403
+    assert r.status_code == 403
+    r = client.post("/v1/tokens", json={"name": "x", "role": "root"}, headers=auth("service"))
+    assert r.status_code == 403
+    r = client.post("/v1/tokens", json={"name": "x", "role": "root"}, headers=auth("admin"))
+    assert r.status_code == 422
+
+
+def test_admin_cannot_read_evidence_or_append(client: TestClient, auth: Auth, ledger: Ledger) -> None:
+    ledger.append([artifact(0)])
+    assert client.get("/v1/records/0", headers=auth("admin", access=True)).status_code == 403
+    assert client.get("/v1/records/0/trace", headers=auth("admin", access=True)).status_code == 403
+    assert client.post("/v1/records", json=artifact(1), headers=auth("admin")).status_code == 403
+    assert ledger.size() == 1
