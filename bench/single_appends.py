@@ -1,3 +1,7 @@
+"""Single durable appends, one transaction each (SQLite WAL + synchronous=FULL): best of 3 x 1,500.
+
+On demand, not a test: python bench/single_appends.py  (uses /tmp/pf5 as scratch)
+"""
 import time, sys
 from pathlib import Path
 from api.settings import Settings
