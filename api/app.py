@@ -24,6 +24,8 @@ Endpoints (all under ``/v1``; the OpenAPI document is at ``/openapi.json``, docs
 ``POST /erasures``                         erase (crypto-shred) a subject, unless held
 ``POST /tokens``, ``GET /tokens``,         issue, list and revoke API tokens
 ``POST /tokens/{name}/revoke``
+``POST /bundles``                          export a case's evidence bundle, as a job (202)
+``GET  /jobs/{id}``, ``GET /bundles/{id}``  the job's state; the finished zip (``api.bundles``)
 =========================================  ===============================================
 
 (*) Reads of evidence. The caller must say why, in two headers: ``X-Custody-Case`` (a case id,
@@ -61,6 +63,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.bundles import JobRunner, bundle_dir_for, bundle_router
 from api.auth import Role, allow, api_routes, check_route_auth, route_guard
 from api.composition import open_ledger
 from api.settings import Settings
@@ -752,6 +755,7 @@ def create_app(settings: Settings, api: ApiSettings | None = None) -> FastAPI:
         ledger.store.close()
         raise
     writer = LedgerWriter(ledger, group_commit=api.group_commit, max_group_records=api.max_group_records)
+    jobs = JobRunner()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -759,6 +763,7 @@ def create_app(settings: Settings, api: ApiSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await run_in_threadpool(jobs.close)
             await run_in_threadpool(writer.stop)
             ledger.store.close()
 
@@ -769,6 +774,7 @@ def create_app(settings: Settings, api: ApiSettings | None = None) -> FastAPI:
                               "`X-Custody-Purpose` and are themselves recorded.")
     app.state.custody = Services(ledger, tokens, writer, api)
     app.include_router(router)
+    app.include_router(bundle_router(ledger, jobs, bundle_dir_for(settings.data_dir), _responses))
     require_role_rules(app)
     app.add_exception_handler(CustodyError, custody_error)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -17,6 +17,8 @@ POST /v1/verify                                                          ✓
 POST /v1/holds, /v1/holds/release                                ✓
 GET  /v1/holds?subject=                                          ✓
 POST /v1/erasures                                                ✓
+POST /v1/bundles, GET /v1/jobs/{id},                             ✓
+GET /v1/bundles/{id} (export; logged)
 POST/GET /v1/tokens, …/revoke                                                     ✓
 =====================================  =======  ============  =====  =======  =====
 
