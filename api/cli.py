@@ -320,6 +320,21 @@ def pipeline_policy_validate(path: Annotated[Path, typer.Argument(help="Policy d
     _emit(d, as_json, f"valid: {d.get('policy_id')} {d.get('version')} ({d.get('policy_sha256', '')[:16]}…)")
 
 
+@pipeline_app.command("mark")
+def pipeline_mark(file: Annotated[Path, typer.Argument(help="Generated image (PNG or JPEG).")],
+                  out_file: Annotated[Path, typer.Option("--out", help="Where to write the marked image.")],
+                  payload: Annotated[int, typer.Option(help="64-bit watermark payload (the artifact's ledger id).")],
+                  key_hex: Annotated[str, typer.Option("--key", help="Watermark key, hex.")],
+                  chain_dir: Annotated[Path, typer.Option("--chain", help="C2PA signing chain folder.")],
+                  model: Annotated[str, typer.Option(help="Model as name@version.")] = "custody-reference@1",
+                  as_json: Json = False) -> None:
+    """Watermark an image and sign its Content Credentials (C2PA, no thumbnail)."""
+    from pipeline.cli_functions import mark_file
+
+    d = mark_file(file, out_file, payload, key_hex, chain_dir, model)
+    _emit(d, as_json, f"marked {out_file}")
+
+
 @app.command()
 def demo(data_dir: Annotated[Path, typer.Option("--data-dir", help="Where the demo ledger goes.")] = Path("custody-demo"),
          as_json: Json = False) -> None:

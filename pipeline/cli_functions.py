@@ -47,3 +47,62 @@ def validate_policy(path: str | Path) -> dict[str, Any]:
     policy = load_policy(path)
     layer_for(policy)  # compiling every term and pattern is part of validation
     return {"valid": True, **policy.summary()}
+
+
+def mark_file(path: str | Path, out_path: str | Path, payload: int, key_hex: str, chain_dir: str | Path,
+              model: str) -> dict[str, Any]:
+    """Behind ``custody pipeline mark FILE``: watermark ``payload`` into the PNG / JPEG at ``path`` and
+    sign its Content Credentials with the chain in ``chain_dir``; write the result to ``out_path``
+    (refusing to overwrite an existing file or the input). ``model`` is ``"name@version"``. Returns the
+    :class:`~pipeline.marking.MarkResult` as a dict plus the paths."""
+    from pipeline.credentials import sniff_mime
+    from pipeline.marking import MarkingError, MarkInputNotFound, mark
+
+    src, dst = Path(path), Path(out_path)
+    try:
+        key = bytes.fromhex(key_hex)
+    except (TypeError, ValueError):
+        raise MarkingError("key_hex must be an even-length hex string") from None
+    if not key:
+        raise MarkingError("key_hex must not be empty")
+    try:
+        data = src.read_bytes()
+    except OSError as e:
+        raise MarkInputNotFound(f"cannot read {src}: {e.strerror or e}") from None
+    mime = sniff_mime(data)
+    if mime is None:
+        raise MarkingError(f"{src}: not a PNG or JPEG image")
+    if dst.exists() or dst.resolve() == src.resolve():
+        raise MarkingError(f"{dst}: already exists; refusing to overwrite")
+    result = mark(data, mime, payload, key, model, Path(chain_dir))
+    with open(dst, "xb") as f:  # exclusive create: never overwrite
+        f.write(result.image_bytes)
+    return {"input": str(src), "output": str(dst), **result.to_dict()}
+
+
+def analyse_file(path: str | Path, surface: str = "imagine", source_path: str | Path | None = None,
+                 hash_bank_path: str | Path | None = None, policy_path: str | Path | None = None,
+                 key: bytes | None = None, context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``custody pipeline analyse FILE``: post-generation analysis of an image (PNG / JPEG) or a short
+    video (sampled frames) and the policy's decision, as a JSON-ready dict.
+
+    ``source_path`` is the uploaded photo an edit started from; ``hash_bank_path`` a PDQ hash bank
+    (text or JSON, see :mod:`pipeline.hashbank`); ``key`` the watermark key (bytes; without it the
+    watermark is not looked for); ``context`` the request context (``minor``, ``real_person``,
+    ``prompt_risk``, ``request_id``). The decision's ``decision_sha256`` covers everything except
+    ``pipeline_components`` and ``evidence`` (which the pipeline version and signals already pin).
+    Raises :class:`~pipeline.images.ImageError` subclasses for bad files (exit 2; missing: exit 3).
+    """
+    from pipeline.decision import analyse
+    from pipeline.hashbank import load_bank
+    from pipeline.images import read_upload
+
+    policy = _policy(policy_path)
+    data = read_upload(path, max_bytes=256 * 1024 * 1024)
+    source = read_upload(source_path) if source_path is not None else None
+    banks = (load_bank(hash_bank_path),) if hash_bank_path is not None else ()
+    out = analyse(data, policy, surface=surface, declared=Path(path).name, source=source,
+                  source_declared=Path(source_path).name if source_path is not None else None,
+                  banks=banks, key=key, context=context)
+    out["file"] = str(path)
+    return out
