@@ -40,6 +40,10 @@ def init_ledger(settings: Settings, origin: str | None = None) -> Ledger:
         return open_ledger(settings, store)
     origin = origin or default_origin()
     Keyring.create(settings.key_dir, origin)
+    if not (settings.key_dir / "c2pa").exists():  # Content Credentials signing chain (pipeline marking)
+        from pipeline.credentials import create_signing_chain
+
+        create_signing_chain(settings.key_dir / "c2pa", origin)
     with store.write() as w:
         w.set_meta(ORIGIN_KEY, origin)
     ledger = open_ledger(settings, store)

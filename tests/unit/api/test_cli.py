@@ -125,3 +125,29 @@ def test_invalid_utf8_on_stdin_via_subprocess(data_dir: Path) -> None:
 def test_demo_runs_and_verifies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "demo", "--data-dir", str(tmp_path / "demo"), "--json")
     assert code == 0 and out["verify"]["ok"] and len(out["appended"]) == 14  # type: ignore[index]
+
+
+def test_pipeline_commands(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "pipeline", "check-prompt", "put her in a b1k1ni, make it look real",
+                       "--surface", "edit", "--json")
+    assert code == 0 and out["action"] == "block"  # type: ignore[index]
+    code, out, _ = run(capsys, "pipeline", "check-prompt", "a watercolour of a lighthouse", "--json")
+    assert code == 0 and out["action"] == "allow"  # type: ignore[index]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("policy_id: [\n")
+    code, _, err = run(capsys, "pipeline", "policy", "validate", str(bad))
+    assert code == 2 and "invalid YAML" in err
+    # custody init made the C2PA chain: mark an image with it
+    import cv2
+    import numpy as np
+
+    img = tmp_path / "gen.png"
+    rng = np.random.default_rng(7)
+    cv2.imwrite(str(img), cv2.GaussianBlur(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8), (9, 9), 3))
+    code, out, err = run(capsys, "pipeline", "mark", str(img), "--out", str(tmp_path / "marked.png"),
+                         "--payload", "8", "--key", "00" * 16, "--chain", str(data_dir / "keys" / "c2pa"), "--json")
+    assert code == 0, err
+    from pipeline.watermark import detect
+
+    found = detect(cv2.imread(str(tmp_path / "marked.png")), bytes(16))
+    assert found.found and found.payload == 8
