@@ -320,6 +320,22 @@ def pipeline_policy_validate(path: Annotated[Path, typer.Argument(help="Policy d
     _emit(d, as_json, f"valid: {d.get('policy_id')} {d.get('version')} ({d.get('policy_sha256', '')[:16]}…)")
 
 
+@pipeline_app.command("analyse")
+def pipeline_analyse(file: Annotated[Path, typer.Argument(help="Image (PNG/JPEG) or short video to analyse.")],
+                     surface: Annotated[str, typer.Option(help="chat, imagine, api, edit or video.")] = "imagine",
+                     source: Annotated[Path | None, typer.Option(help="The uploaded source photo of an edit.")] = None,
+                     hash_bank: Annotated[Path | None, typer.Option("--hash-bank", help="PDQ hash bank file.")] = None,
+                     policy: Annotated[Path | None, typer.Option(help="Policy file (default: the shipped one).")] = None,
+                     key_hex: Annotated[str | None, typer.Option("--key", help="Watermark key, hex.")] = None,
+                     as_json: Json = False) -> None:
+    """Run the post-generation analysis and the policy decision on a file."""
+    from pipeline.cli_functions import analyse_file
+
+    d = analyse_file(file, surface=surface, source_path=source, hash_bank_path=hash_bank, policy_path=policy,
+                     key=key_hex)
+    _emit(d, as_json, f"{d.get('action')}" + (" — escalate" if d.get("escalate") else ""))
+
+
 @pipeline_app.command("mark")
 def pipeline_mark(file: Annotated[Path, typer.Argument(help="Generated image (PNG or JPEG).")],
                   out_file: Annotated[Path, typer.Option("--out", help="Where to write the marked image.")],

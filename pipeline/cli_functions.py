@@ -82,13 +82,16 @@ def mark_file(path: str | Path, out_path: str | Path, payload: int, key_hex: str
 
 def analyse_file(path: str | Path, surface: str = "imagine", source_path: str | Path | None = None,
                  hash_bank_path: str | Path | None = None, policy_path: str | Path | None = None,
-                 key: bytes | None = None, context: dict[str, Any] | None = None) -> dict[str, Any]:
+                 key: bytes | str | None = None, context: dict[str, Any] | None = None,
+                 trust_anchor_path: str | Path | None = None) -> dict[str, Any]:
     """``custody pipeline analyse FILE``: post-generation analysis of an image (PNG / JPEG) or a short
     video (sampled frames) and the policy's decision, as a JSON-ready dict.
 
     ``source_path`` is the uploaded photo an edit started from; ``hash_bank_path`` a PDQ hash bank
     (text or JSON, see :mod:`pipeline.hashbank`); ``key`` the watermark key (bytes; without it the
-    watermark is not looked for); ``context`` the request context (``minor``, ``real_person``,
+    watermark is not looked for; a str is read as hex, like ``mark_file``'s ``key_hex``);
+    ``trust_anchor_path`` the C2PA root certificate (PEM) that makes our own manifests *Trusted*;
+    ``context`` the request context (``minor``, ``real_person``,
     ``prompt_risk``, ``request_id``). The decision's ``decision_sha256`` covers everything except
     ``pipeline_components`` and ``evidence`` (which the pipeline version and signals already pin).
     Raises :class:`~pipeline.images.ImageError` subclasses for bad files (exit 2; missing: exit 3).
@@ -97,12 +100,29 @@ def analyse_file(path: str | Path, surface: str = "imagine", source_path: str | 
     from pipeline.hashbank import load_bank
     from pipeline.images import read_upload
 
+    from pipeline.watermark import WatermarkError
+
+    if isinstance(key, str):
+        try:
+            key = bytes.fromhex(key)
+        except ValueError:
+            raise WatermarkError("key must be bytes or an even-length hex string") from None
+    if key is not None and not key:
+        raise WatermarkError("key must not be empty")
+    anchor = None
+    if trust_anchor_path is not None:
+        try:
+            anchor = Path(trust_anchor_path).read_bytes()
+        except OSError as e:
+            from pipeline.credentials import ChainNotFound
+
+            raise ChainNotFound(f"trust anchor {trust_anchor_path} cannot be read: {e.strerror}") from None
     policy = _policy(policy_path)
     data = read_upload(path, max_bytes=256 * 1024 * 1024)
     source = read_upload(source_path) if source_path is not None else None
     banks = (load_bank(hash_bank_path),) if hash_bank_path is not None else ()
     out = analyse(data, policy, surface=surface, declared=Path(path).name, source=source,
                   source_declared=Path(source_path).name if source_path is not None else None,
-                  banks=banks, key=key, context=context)
+                  banks=banks, key=key, context=context, trust_anchor_pem=anchor)
     out["file"] = str(path)
     return out

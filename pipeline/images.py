@@ -13,6 +13,9 @@ Everything an upload or a generator hands the analysis stage passes through here
 * **Complete files only.** A JPEG without an EOI marker after its scan data or a PNG without IEND is
   truncated (libjpeg would otherwise return a half-grey image with only a warning); the decoded shape
   must equal the header's.
+* **Known limit.** Corruption *inside* JPEG entropy-coded data that libjpeg treats as a warning
+  ("premature end of data segment") still decodes — to the header's size, partly grey — and is
+  analysed as such; OpenCV does not expose libjpeg's warnings. Truncation (no EOI) is refused.
 * **One decoder.** OpenCV's ``imdecode`` with ``IMREAD_COLOR`` (8-bit BGR; 16-bit is scaled down,
   alpha is *ignored*, so pixels hidden under a transparent alpha channel are analysed, not skipped;
   only the first frame of an APNG is decoded).
@@ -135,7 +138,7 @@ def sniff(data: bytes) -> str:
     text = h.lstrip().lower()
     if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in bytes(data[:4096]).lower()):
         return "svg"
-    if text.startswith(b"<!doctype html") or text.startswith(b"<html"):
+    if text.startswith((b"<!doctype html", b"<html")):
         return "html"
     return "unknown"
 
@@ -202,7 +205,9 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
         if data[i] != 0xFF:
             raise CorruptImage(f"JPEG: expected a marker at byte {i}, found 0x{data[i]:02x}")
         marker = data[i + 1]
-        if marker in (0x01,) or 0xD0 <= marker <= 0xD7:
+        if marker != 0x01 and marker < 0xC0:
+            raise CorruptImage(f"JPEG: 0xff{marker:02x} at byte {i} is not a marker")
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:
             i += 2
             continue
         if marker == 0xD9:
