@@ -18,6 +18,7 @@ from api.composition import init_ledger, open_ledger
 from api.settings import Settings
 from ledger.errors import CustodyError, InvalidInput
 from pipeline.errors import PipelineError
+from sandbox.errors import SandboxError
 from ledger.service import Ledger
 from ledger.verify import verify_ledger
 
@@ -27,12 +28,14 @@ prove_app = typer.Typer(no_args_is_help=True, help="Inclusion and consistency pr
 token_app = typer.Typer(no_args_is_help=True, help="API tokens.")
 pipeline_app = typer.Typer(no_args_is_help=True, help="The safety pipeline.")
 policy_app = typer.Typer(no_args_is_help=True, help="Content policy documents.")
+sandbox_app = typer.Typer(no_args_is_help=True, help="The replay sandbox's container image.")
 hold_app = typer.Typer(no_args_is_help=True, help="Legal holds on a subject.")
 app.add_typer(prove_app, name="prove")
 app.add_typer(hold_app, name="hold")
 app.add_typer(token_app, name="token")
 app.add_typer(pipeline_app, name="pipeline")
 pipeline_app.add_typer(policy_app, name="policy")
+app.add_typer(sandbox_app, name="sandbox")
 out = Console(soft_wrap=True)
 err_console = Console(stderr=True)
 
@@ -351,6 +354,28 @@ def pipeline_mark(file: Annotated[Path, typer.Argument(help="Generated image (PN
     _emit(d, as_json, f"marked {out_file}")
 
 
+@sandbox_app.command("build")
+def sandbox_build(tag: Annotated[str, typer.Option(help="Image tag.")] = "custody-sandbox:latest",
+                  rebuild_rootfs: Annotated[bool, typer.Option("--rebuild-rootfs", help="Run debootstrap again.")] = False,
+                  as_json: Json = False) -> None:
+    """Build the replay image offline (debootstrap base + a local wheelhouse); prints its digest."""
+    from sandbox.cli_functions import build
+
+    d = build(tag=tag, rebuild_rootfs=rebuild_rootfs)
+    _emit(d, as_json, f"built {tag}: {d.get('image_id')}\npin it: {d.get('pin', '')}")
+
+
+@sandbox_app.command("check")
+def sandbox_check(image: Annotated[str, typer.Argument(help="Image tag or id.")],
+                  pinned: Annotated[str | None, typer.Option(help="The digest pinned in configuration.")] = None,
+                  allow_mismatch: Annotated[bool, typer.Option("--allow-mismatch")] = False,
+                  as_json: Json = False) -> None:
+    """Compare an image's digest with the pinned one; a mismatch exits 5 unless allowed."""
+    from sandbox.cli_functions import check
+
+    _emit(check(image, pinned, allow_mismatch), as_json, None)
+
+
 @app.command()
 def demo(data_dir: Annotated[Path, typer.Option("--data-dir", help="Where the demo ledger goes.")] = Path("custody-demo"),
          as_json: Json = False) -> None:
@@ -373,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     try:
         app(args=argv, prog_name="custody")
-    except (CustodyError, PipelineError) as e:
+    except (CustodyError, PipelineError, SandboxError) as e:
         err_console.print(f"[red]error[/] ({e.code}): {e}", highlight=False, soft_wrap=True)
         return e.exit_code
     except SystemExit as e:

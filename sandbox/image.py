@@ -86,7 +86,7 @@ def docker_client(timeout: int = 120) -> Any:
         client = docker.from_env(timeout=timeout)
         client.ping()
         return client
-    except Exception as err:  # noqa: BLE001 - every failure to reach the engine is wrapped
+    except Exception as err:
         raise wrap_docker_error(err, "connecting to the Docker engine") from err
 
 
@@ -95,7 +95,7 @@ def docker_client(timeout: int = 120) -> Any:
 def _run(cmd: Sequence[str], log: Log, what: str, **kw: Any) -> str:
     log(f"$ {' '.join(cmd)}")
     try:
-        proc = subprocess.run(list(cmd), capture_output=True, text=True, **kw)
+        proc = subprocess.run(list(cmd), capture_output=True, text=True, check=False, **kw)
     except FileNotFoundError as err:
         raise ImageBuildError(f"{what}: {cmd[0]} is not installed (apt-get install {cmd[0]})") from err
     if proc.returncode != 0:
@@ -147,23 +147,23 @@ def _sha256_file(path: Path) -> str:
 
 # --- step 2: base image --------------------------------------------------------------------------
 
-def import_base(client: Any, tarball: Path, *, log: Log = _quiet) -> tuple[str, str, bool]:
-    """``docker import`` the tarball once. Returns (tag, image id, cached)."""
+def import_base(client: Any, tarball: Path, *, log: Log = _quiet) -> tuple[str, str, bool, str]:
+    """``docker import`` the tarball once. Returns (tag, image id, cached, sha256 of the tarball)."""
     import docker.errors
 
     digest = _sha256_file(tarball)
     tag = f"{BASE_REPOSITORY}:{digest[:16]}"
     try:
-        return tag, client.images.get(tag).id, True
+        return tag, client.images.get(tag).id, True, digest
     except docker.errors.ImageNotFound:
         pass
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         raise wrap_docker_error(err, "looking up the base image") from err
     log(f"importing {tarball} as {tag}")
     try:
         client.api.import_image_from_file(str(tarball), repository=BASE_REPOSITORY, tag=digest[:16])
-        return tag, client.images.get(tag).id, False
-    except Exception as err:  # noqa: BLE001
+        return tag, client.images.get(tag).id, False, digest
+    except Exception as err:
         raise wrap_docker_error(err, "docker import of the rootfs") from err
 
 
@@ -208,6 +208,7 @@ def build_wheelhouse(wheelhouse: Path, *, project_dir: Path = PROJECT_DIR, packa
 DOCKERFILE = """\
 ARG BASE
 FROM ${BASE} AS build
+LABEL org.custody.sandbox=build-stage
 COPY wheelhouse /wheelhouse
 RUN python3 -m venv /opt/custody \\
  && /opt/custody/bin/pip install -q --no-index --no-cache-dir --find-links /wheelhouse -r /wheelhouse/requirements.txt \\
@@ -236,9 +237,8 @@ def build_image(client: Any = None, *, tag: str = DEFAULT_TAG, cache_dir: Path =
     client = client or docker_client(timeout=600)
     tarball, seconds, rootfs_cached = rootfs_tarball(cache_dir, rebuild=rebuild_rootfs, mirror=mirror, log=log)
     t0 = time.monotonic()
-    base_tag, base_id, base_cached = import_base(client, tarball, log=log)
+    base_tag, base_id, base_cached, rootfs_sha = import_base(client, tarball, log=log)
     seconds["import"] = time.monotonic() - t0
-    rootfs_sha = base_tag.split(":", 1)[1]
 
     t0 = time.monotonic()
     wheelhouse = cache_dir / "wheelhouse"
@@ -266,7 +266,7 @@ def build_image(client: Any = None, *, tag: str = DEFAULT_TAG, cache_dir: Path =
             for chunk in build_log:
                 if isinstance(chunk, dict) and chunk.get("stream", "").strip():
                     log(chunk["stream"].rstrip())
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             raise wrap_docker_error(err, "docker build of the replay image") from err
     seconds["build"] = time.monotonic() - t0
     seconds["total"] = time.monotonic() - t_start
@@ -276,14 +276,10 @@ def build_image(client: Any = None, *, tag: str = DEFAULT_TAG, cache_dir: Path =
         installed[name] = ver or "unpinned"
     installed["custody-ledger"] = str(custody_version)
     return BuildResult(image_id=image.id, tag=tag, base_id=base_id, rootfs_tarball=str(tarball),
-                       rootfs_sha256=_sha256_file(tarball) if not base_cached else _full_sha_from_cache(tarball),
+                       rootfs_sha256=rootfs_sha,
                        packages=installed, seconds={k: round(v, 2) for k, v in seconds.items()},
                        cached={"rootfs": rootfs_cached, "base": base_cached},
                        size_bytes=int(image.attrs.get("Size", 0)))
-
-
-def _full_sha_from_cache(tarball: Path) -> str:
-    return _sha256_file(tarball)
 
 
 # --- identity and the pin ------------------------------------------------------------------------
@@ -292,7 +288,7 @@ def image_digest(client: Any, ref: str) -> str:
     """The image's ID (``sha256:…``) for a tag or ID."""
     try:
         return client.images.get(ref).id
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         raise wrap_docker_error(err, f"looking up image {ref!r}") from err
 
 
@@ -327,6 +323,19 @@ def check_pinned(client: Any, ref: str, pinned: str | None, *, allow_mismatch: b
     return PinCheck(ref, actual, _norm(pinned), ok, not ok)
 
 
-__all__ = ["BuildResult", "PinCheck", "DEFAULT_TAG", "DEFAULT_CACHE_DIR", "WORKER_PACKAGES", "SANDBOX_UID",
-           "build_image", "build_wheelhouse", "check_pinned", "docker_client", "image_digest", "import_base",
-           "rootfs_tarball", "ImageNotFound"]
+__all__ = [
+    "DEFAULT_CACHE_DIR",
+    "DEFAULT_TAG",
+    "SANDBOX_UID",
+    "WORKER_PACKAGES",
+    "BuildResult",
+    "ImageNotFound",
+    "PinCheck",
+    "build_image",
+    "build_wheelhouse",
+    "check_pinned",
+    "docker_client",
+    "image_digest",
+    "import_base",
+    "rootfs_tarball",
+]
