@@ -18,7 +18,7 @@ POST /v1/holds, /v1/holds/release                                ✓
 GET  /v1/holds?subject=                                          ✓
 POST /v1/erasures                                                ✓
 POST /v1/bundles, GET /v1/jobs/{id},                             ✓
-GET /v1/bundles/{id} (export; logged)
+GET /v1/bundles/{id} (own jobs only; the export is logged)
 POST/GET /v1/tokens, …/revoke                                                     ✓
 =====================================  =======  ============  =====  =======  =====
 

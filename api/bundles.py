@@ -135,13 +135,18 @@ def bundle_router(ledger: Ledger, runner: JobRunner, bundle_dir: Path, responses
     @router.get("/jobs/{job_id}", response_model=JobOut, summary="A job's state and result",
                 responses=responses(404))
     def job_status(job_id: JobId, caller: Legal) -> dict[str, Any]:
-        return runner.get(job_id).as_dict()
+        job = runner.get(job_id)
+        if job.owner != caller.name:
+            raise NotFound(f"job {job_id} does not exist for {caller.name}")
+        return job.as_dict()
 
     @router.get("/bundles/{job_id}", summary="Download a finished bundle (application/zip)",
                 response_class=FileResponse, responses={**responses(404, 409),
                                                         200: {"content": {"application/zip": {}}}})
     def download(job_id: JobId, caller: Legal) -> FileResponse:
         job = runner.get(job_id)
+        if job.owner != caller.name:  # the export's access record names who exported it
+            raise NotFound(f"job {job_id} does not exist for {caller.name}")
         if job.state != "done":
             raise Conflict(f"job {job_id} is {job.state}, not done")
         path = bundle_dir / f"{job.result['sha256']}.zip"

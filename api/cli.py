@@ -211,7 +211,7 @@ def _hold(action: str, subject: str, case: str, producer: str, data_dir: Path | 
 
     ledger = _ledger(data_dir)
     [a] = ledger.append([{"kind": "legal_hold", "producer": producer, "produced_at": now_rfc3339(),
-                          "subject": subject, "body": {"action": action, "case_id": case}}])
+                          "subject": subject, "body": {"action": action, "case_id": case}}], trusted=True)
     _emit(a.as_dict(), as_json, f"hold {action}d on {subject} for case {case}: record {a.id}")
 
 
@@ -374,6 +374,66 @@ def sandbox_check(image: Annotated[str, typer.Argument(help="Image tag or id.")]
     from sandbox.cli_functions import check
 
     _emit(check(image, pinned, allow_mismatch), as_json, None)
+
+
+def _replay_human(out_d: dict[str, Any]) -> str:
+    rep = out_d["report"]
+    lines = [(f"replay report [bold]{rep['status']}[/]: record {out_d.get('appended', {}).get('id', out_d.get('id'))} "
+              f"(sha256 {out_d['report_sha256']})"),
+             (f"backend {rep['runner'].get('backend')}" if rep["runner"] else "nothing ran")
+             + (f", image {rep['runner'].get('image_id')}" if rep['runner'].get('image_id') else "")
+             + (" (weaker isolation)" if rep['runner'].get('isolation', {}).get('weaker') else "")]
+    for s in rep["steps"]:
+        rec = ", ".join(f"{r['action']} (decision {r['decision_record']}, {r['pipeline_version']})" for r in s["recorded"])
+        lines.append(f"prompt {s['record_id']}: recorded {rec or 'nothing'} · today {s['today'].get('action')}")
+    for d in rep["differences"]:
+        lines.append(f"  difference ({d['what']}) on prompt {d['record_id']}: "
+                     f"{d['recorded']} → {d.get('today', d.get('replayed'))}")
+    for f in rep["findings"]:
+        lines.append(f"  {f['severity']}: {f['code']}: {f['message']}")
+    for k, v in out_d.get("checks", {}).items():
+        lines.append(f"  check {k}: {v}")
+    return "\n".join(lines)
+
+
+@app.command("replay")
+def replay_cmd(target: Annotated[str, typer.Argument(metavar="RECORD_ID | show",
+                                                     help="The record to replay, or 'show' followed by a report's id.")],
+               report_id: Annotated[int | None, typer.Argument(metavar="[REPORT_ID]", help="With 'show'.")] = None,
+               chain: Annotated[bool, typer.Option("--chain", help="Replay every prompt in the record's chain.")] = False,
+               mode: Annotated[str, typer.Option(help="Replay mode (only 'remoderate' so far).")] = "remoderate",
+               backend: Annotated[str, typer.Option(help="docker, process, or auto (docker if an engine answers).")] = "auto",
+               image: Annotated[str | None, typer.Option(help="Replay image (env CUSTODY_SANDBOX_IMAGE).")] = None,
+               allow_image_mismatch: Annotated[bool, typer.Option("--allow-image-mismatch")] = False,
+               data_dir: DataDir = None, as_json: Json = False) -> None:
+    """Re-moderate a recorded prompt in the sandbox (`replay ID`), or check and print a report (`replay show ID`).
+
+    The evidence is checked against the latest signed checkpoint first; a refusal is recorded and exits 5."""
+    from sandbox.replay import ReplayRefused, replay, show
+
+    s = _settings(data_dir)
+    ledger = open_ledger(s)
+    if target == "show":
+        if report_id is None:
+            raise InvalidInput("usage: custody replay show REPORT_ID")
+        d = show(ledger, report_id, data_dir=s.data_dir)
+        _emit(d, as_json, _replay_human(d))
+        return
+    if report_id is not None:
+        raise InvalidInput("usage: custody replay RECORD_ID [--chain] (a second id only goes with 'show')")
+    try:
+        record_id = int(target)
+    except ValueError:
+        raise InvalidInput(f"{target!r} is not a record id (or 'show')") from None
+    try:
+        d = replay(ledger, record_id, data_dir=s.data_dir, chain=chain, mode=mode, backend=backend, image=image,
+                   allow_image_mismatch=allow_image_mismatch,
+                   progress=None if as_json else (lambda m: err_console.print(m, highlight=False)))
+    except ReplayRefused as err:
+        d = {"report": err.report, "report_sha256": err.report_sha256, "appended": err.appended}
+        _emit(d, as_json, _replay_human(d))
+        raise
+    _emit(d, as_json, _replay_human(d))
 
 
 @app.command()

@@ -47,6 +47,7 @@ class _Job:
     items: Sequence[Any] = ()
     groupable: bool = False
     fn: Callable[[], Any] | None = None
+    trusted: bool = False  # the API's own records (access, legal_hold): kinds a client may not append
     size: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -117,20 +118,22 @@ class LedgerWriter:
         self._q.put(job)
         return job.future
 
-    def submit_append(self, items: Sequence[Any], *, group: bool | None = None) -> Future[list[Appended]]:
-        """Queue an append; ``group=None`` decides with ``groupable`` (which validates the records)."""
+    def submit_append(self, items: Sequence[Any], *, group: bool | None = None,
+                      trusted: bool = False) -> Future[list[Appended]]:
+        """Queue an append; ``group=None`` decides with ``groupable`` (which validates the records).
+        ``trusted`` marks the API's own records (access, legal holds); they always go alone."""
         items = list(items)
-        g = self.group_commit and len(items) < self.max_group_records and (groupable(items) if group is None
-                                                                             else group)
-        return self._submit(_Job(Future(), items, g))
+        g = (not trusted and self.group_commit and len(items) < self.max_group_records
+             and (groupable(items) if group is None else group))
+        return self._submit(_Job(Future(), items, g, trusted=trusted))
 
     def submit_call(self, fn: Callable[[], T]) -> Future[T]:
         """Run ``fn`` (e.g. an erasure) on the writer thread, in turn with the appends."""
         return self._submit(_Job(Future(), fn=fn))
 
-    def append(self, items: Sequence[Any], *, group: bool | None = None) -> list[Appended]:
+    def append(self, items: Sequence[Any], *, group: bool | None = None, trusted: bool = False) -> list[Appended]:
         """Blocking form (for code already on a worker thread)."""
-        return self.submit_append(items, group=group).result()
+        return self.submit_append(items, group=group, trusted=trusted).result()
 
     def call(self, fn: Callable[[], T]) -> T:
         return self.submit_call(fn).result()
@@ -180,10 +183,10 @@ class LedgerWriter:
             if j.fn is not None:
                 self._resolve(j, j.fn)
             else:
-                self._resolve(j, lambda j=j: self._append(j.items))  # type: ignore[misc]
+                self._resolve(j, lambda j=j: self._append(j.items, j.trusted))  # type: ignore[misc]
 
-    def _append(self, items: Sequence[Any]) -> list[Appended]:
-        out = self.ledger.append(items, publish=False)
+    def _append(self, items: Sequence[Any], trusted: bool = False) -> list[Appended]:
+        out = self.ledger.append(items, publish=False, trusted=trusted)
         self.stats["transactions"] += 1
         self._publish()
         return out

@@ -101,6 +101,9 @@ def export_bundle(ledger: Any, case_id: str, record_ids: Sequence[int], *, earli
         if rid >= cp.size:
             raise InvalidInput(f"record {rid} is not covered by the latest checkpoint (size {cp.size})")
         t = ledger.trace(rid).as_dict()
+        if t["truncated"]:
+            raise InvalidInput(f"the chain of record {rid} has more than the trace limit of records; "
+                               f"name narrower records for the case")
         ids |= {n["id"] for n in t["nodes"] if n["id"] < cp.size}
         edges += t["edges"]
     ids_sorted = sorted(ids)
@@ -177,7 +180,7 @@ def record_export(ledger: Any, case_id: str, record_ids: Sequence[int], *, actor
         "links": [{"rel": "exported", "id": i} for i in sorted(set(record_ids))[:1000]],
         "body": {"actor": actor, "role": role, "action": "export", "case_id": case_id, "purpose": purpose,
                  "bundle_sha256": bundle.sha256, "checkpoint_size": bundle.checkpoint_size,
-                 "records": len(bundle.record_ids), "redacted": redact}}])
+                 "records": len(bundle.record_ids), "redacted": redact}}], trusted=True)
     return bundle, receipt
 
 
@@ -280,7 +283,8 @@ def verify_bundle(data: bytes, vkeys: Sequence[str]) -> BundleReport:
         return report
     try:
         _verify_files(files, verifiers, report)
-    except (CustodyError, KeyError, ValueError, TypeError) as err:  # malformed content: a finding, not a crash
+    except (CustodyError, KeyError, ValueError, TypeError, AttributeError, IndexError, OSError) as err:
+        # malformed content: a finding, not a crash
         report.add("structure", False, f"{type(err).__name__}: {err}")
     return report
 
@@ -390,13 +394,16 @@ def _bagit_second_opinion(files: dict[str, bytes]) -> tuple[bool, str]:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / ROOT
-        for name, data in files.items():
-            path = root / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
+        try:
+            for name, data in files.items():
+                path = root / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+        except OSError as err:  # e.g. a member that is both a file and a folder
+            return False, f"bagit: the bag cannot be laid out on disk: {err}"
         try:
             bagit.Bag(str(root)).validate(fast=False)
-        except (bagit.BagError, bagit.BagValidationError) as err:
+        except (bagit.BagError, bagit.BagValidationError, OSError, UnicodeError) as err:
             return False, f"bagit: {str(err)[:300]}"
     return True, "bagit library validates the bag (full checksums)"
 

@@ -165,8 +165,9 @@ SEALED_ONLY: dict[Kind, frozenset[str]] = {
     Kind.PROMPT: frozenset({"text"}),
 }
 REQUIRED_SEALED: dict[Kind, frozenset[str]] = {Kind.PROMPT: frozenset({"text"})}
-# Kinds only the ledger itself appends (through its own service calls), never a client.
-LEDGER_ONLY: frozenset[Kind] = frozenset({Kind.ERASURE})
+# Kinds only the ledger and its own front ends append (erasure, holds, access records), never a
+# client: a service token must not be able to release a hold or forge an access record.
+LEDGER_ONLY: frozenset[Kind] = frozenset({Kind.ERASURE, Kind.LEGAL_HOLD, Kind.ACCESS})
 NEEDS_SUBJECT: frozenset[Kind] = frozenset({Kind.LEGAL_HOLD, Kind.ERASURE})
 
 
@@ -223,6 +224,9 @@ class RecordIn(BaseModel):
         return v
 
 
+_SEALED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]*")
+
+
 def _storable(text: str) -> bool:
     """Whether a string can be a database column value: valid Unicode, no control characters."""
     try:
@@ -264,9 +268,10 @@ def validate(data: Any, *, allow_ledger_kinds: bool = False) -> tuple[RecordIn, 
     if rec.idempotency_key is not None and not _storable(rec.idempotency_key):
         raise InvalidInput("idempotency_key: must not hold NUL, control characters or unpaired surrogates")
     for name in rec.sensitive or {}:
-        if not (1 <= len(name) <= 200 and _storable(name)):
-            raise InvalidInput(f"sensitive: field name {name[:40]!r} must be 1 to 200 characters without NUL, "
-                               f"control characters or unpaired surrogates")
+        # Names become keys of the leaf's "sealed" object: ASCII names keep the fast canonical path exact.
+        if not (1 <= len(name) <= 200 and _storable(name) and _SEALED_NAME.fullmatch(name)):
+            raise InvalidInput(f"sensitive: field name {name[:40]!r} must be 1 to 200 ASCII letters, digits "
+                               f"or ._:/@+- (starting with a letter or digit)")
     clear = SEALED_ONLY.get(rec.kind, frozenset()) & rec.body.keys()
     if clear:
         raise InvalidInput(

@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 LEDGER_PRODUCER = "custody"
 # Kinds shared by huge numbers of records: trace shows them but does not walk back from them.
 TRACE_HUBS = frozenset({Kind.MODEL_VERSION.value, Kind.POLICY.value})
+# Records *about* reading evidence: a trace shows those that point into the chain, but never walks
+# on from them — else every read would join the chains it read, and grow every later trace.
+TRACE_LEAVES = frozenset({Kind.ACCESS.value})
 
 
 def now_rfc3339() -> str:
@@ -143,12 +146,9 @@ class Ledger:
                 raise InvalidInput("input is not a JSON array of records")
             return items
         out = []
-        for n, line in enumerate(raw.splitlines(), 1):
+        for n, line in enumerate(raw.split("\n"), 1):  # not splitlines(): U+2028 may sit inside a string
             if line.strip():
-                try:
-                    out.append(parse_json(line, what=f"line {n}", max_bytes=self.config.max_record_bytes))
-                except InvalidInput as err:
-                    raise type(err)(str(err)) from None
+                out.append(parse_json(line.rstrip("\r"), what=f"line {n}", max_bytes=self.config.max_record_bytes))
         return out
 
     def _validate(self, items: Sequence[Any], ledger_kinds: bool) -> list[tuple[RecordIn, bool]]:
@@ -173,20 +173,28 @@ class Ledger:
             recs.append((rec, fast))
         return recs
 
-    def append(self, items: Sequence[Any], *, publish: bool = True) -> list[Appended]:
-        """Append one batch atomically; returns only after it is durable. Nothing is appended on error."""
-        recs = self._validate(items, ledger_kinds=False)
+    def append(self, items: Sequence[Any], *, publish: bool = True, trusted: bool = False) -> list[Appended]:
+        """Append one batch atomically; returns only after it is durable. Nothing is appended on error.
+
+        ``trusted`` is for Custody's own front ends (CLI, API) appending access records and legal
+        holds, kinds a client may not send (``records.LEDGER_ONLY``)."""
+        recs = self._validate(items, ledger_kinds=trusted)
         fps = [request_fingerprint(i) if r.idempotency_key else None for i, (r, _) in zip(items, recs, strict=True)]
         with self.store.write() as w:
             out, size, frontier = self._sequence_and_integrate(w, recs, fps)
-        self._frontier = (size, frontier)  # committed: safe to cache
+        self._after_commit(size, frontier, out, publish)
+        return out
+
+    def _after_commit(self, size: int, frontier: list[bytes], out: list[Appended], publish: bool) -> None:
+        """Cache the compact range and publish. The entries are durable: a publishing failure is
+        logged, never reported as a failed append (a retry without an idempotency key would duplicate)."""
+        self._frontier = (size, frontier)
         if publish:
             try:
                 self.publish(force=False)
-            except CustodyError as err:  # the entries are durable: report, never fail the append
+            except CustodyError as err:
                 log.warning("appended entries %d..%d but could not publish a checkpoint: %s",
                             out[0].id, out[-1].id, err)
-        return out
 
     def _sequence_and_integrate(self, w: Writer, recs: Sequence[tuple[RecordIn, bool]],
                                 fps: Sequence[bytes | None]) -> tuple[list[Appended], int, list[bytes]]:
@@ -349,8 +357,7 @@ class Ledger:
                 raise Conflict(f"subject {subject!r} was already erased (entry {prior[0].idx})")
             out, size, frontier = self._sequence_and_integrate(w, [rec], [None])
             w.destroy_subject_key(subject)
-        self._frontier = (size, frontier)
-        self.publish(force=False)
+        self._after_commit(size, frontier, out, True)
         return out[0]
 
     def reveal(self, idx: int) -> dict[str, Any]:
@@ -519,24 +526,26 @@ class Ledger:
         t = Trace(root=idx)
         seen_edges: set[tuple[int, int, str]] = set()
         with self.store.read() as r:
-            queue = deque([idx])
             self._entry(r, idx)
+            queue = deque([idx])
+            queued = {idx}
             while queue:
                 batch = [queue.popleft() for _ in range(min(len(queue), 500))]
                 for i in batch:
-                    if i not in t.nodes:
-                        t.nodes[i] = self._node_summary(r, i)
-                expand_back = [i for i in batch if t.nodes[i]["kind"] not in TRACE_HUBS or i == idx]
-                for ln in r.links_from(batch) + r.links_to(expand_back):
+                    t.nodes[i] = self._node_summary(r, i)
+                walk = [i for i in batch if t.nodes[i]["kind"] not in TRACE_LEAVES or i == idx]
+                expand_back = [i for i in walk if t.nodes[i]["kind"] not in TRACE_HUBS or i == idx]
+                for ln in r.links_from(walk) + r.links_to(expand_back):
                     key = (ln.src, ln.dst, ln.rel)
                     if key not in seen_edges:
                         seen_edges.add(key)
                         t.edges.append({"src": ln.src, "dst": ln.dst, "rel": ln.rel})
                     for other in (ln.src, ln.dst):
-                        if other not in t.nodes and other not in queue:
-                            if len(t.nodes) + len(queue) >= max_nodes:
+                        if other not in queued:
+                            if len(queued) >= max_nodes:
                                 t.truncated = True
                                 continue
+                            queued.add(other)
                             queue.append(other)
         t.edges = [e for e in t.edges if e["src"] in t.nodes and e["dst"] in t.nodes]
         return t

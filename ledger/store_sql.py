@@ -174,6 +174,9 @@ class SqlStore:
     def _txn(self, write: bool) -> Iterator[_SqlTxn]:
         try:
             with self.engine.connect() as conn:
+                if not write and self.dialect == "postgresql":
+                    # one snapshot for the whole read (the Reader contract); read-only, so it never conflicts
+                    conn = conn.execution_options(isolation_level="REPEATABLE READ")
                 conn.info["write"] = write
                 try:
                     with conn.begin():
@@ -305,11 +308,14 @@ class _SqlTxn:
         return out
 
     def by_idempotency_keys(self, keys: Sequence[str]) -> dict[str, tuple[int, bytes | None]]:
-        if not keys:
-            return {}
-        rows = self._all(f"SELECT idempotency_key, idx, request_hash FROM entries "
-                         f"WHERE idempotency_key IN ({self._in(len(keys))})", list(keys))
-        return {k: (i, _b(h)) for k, i, h in rows}
+        out: dict[str, tuple[int, bytes | None]] = {}
+        keys = list(keys)
+        for k in range(0, len(keys), 500):
+            part = keys[k:k + 500]
+            rows = self._all(f"SELECT idempotency_key, idx, request_hash FROM entries "
+                             f"WHERE idempotency_key IN ({self._in(len(part))})", part)
+            out.update({key: (i, _b(h)) for key, i, h in rows})
+        return out
 
     def checkpoints(self) -> list[CheckpointRow]:
         return [CheckpointRow(i, s, bytes(r), n, c) for i, s, r, n, c in

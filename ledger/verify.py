@@ -257,8 +257,10 @@ def _leaf_index(stored_id: int) -> int | None:
 def _link_leaves(store: Store, entries: list[tuple[int, bytes]]) -> dict[int, bytes]:
     ids: set[int] = set()
     for _, data in entries:
-        for ln in parse_json(bytes(data)).get("links", []):
-            ids.add(ln["id"])
+        try:  # damaged bytes are reported by the leaf check in the streaming loop, not here
+            ids.update(ln["id"] for ln in parse_json(bytes(data)).get("links", []) if isinstance(ln["id"], int))
+        except (CustodyError, KeyError, TypeError, AttributeError):
+            continue
     with store.read() as r:
         nodes = r.nodes([merkle.stored_hash_index(0, i) for i in ids])
     return {i: nodes[merkle.stored_hash_index(0, i)] for i in ids if merkle.stored_hash_index(0, i) in nodes}
@@ -278,8 +280,11 @@ def _deep_check(n: int, data: bytes, link_leaves: dict[int, bytes], derived: Any
             return Problem("modified_record", f"entry {n} is not in canonical form", index=n)
     except CustodyError as err:
         return Problem("modified_record", f"entry {n} is not valid JSON: {err}", index=n)
+    if not isinstance(doc, dict) or not all(isinstance(ln, dict) and isinstance(ln.get("id"), int)
+                                            for ln in doc.get("links", [])):
+        return Problem("modified_record", f"entry {n} does not have the shape of a record", index=n)
     for ln in doc.get("links", []):
-        if ln["id"] >= n or link_leaves.get(ln["id"], b"").hex() != ln["leaf"]:
+        if ln["id"] >= n or link_leaves.get(ln["id"], b"").hex() != ln.get("leaf"):
             return Problem("bad_link", f"entry {n} links to entry {ln['id']} with a leaf hash the tree does not hold",
                            index=n)
     if derived is not None:

@@ -574,7 +574,7 @@ def test_concurrent_identical_holds_do_not_share_a_transaction(paused_writer: Le
     hold = {"kind": "legal_hold", "producer": "legal", "produced_at": "2025-12-30T10:00:00Z", "subject": "subj:x",
             "body": {"action": "place", "case_id": "c-1"}}
     w = paused_writer
-    first, second = w.submit_append([hold]), w.submit_append([dict(hold)])
+    first, second = w.submit_append([hold], trusted=True), w.submit_append([dict(hold)], trusted=True)
     w.go()  # type: ignore[attr-defined]
     assert first.result(10)[0].id == 0
     with pytest.raises(Conflict, match="already on hold"):

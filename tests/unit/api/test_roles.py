@@ -120,7 +120,7 @@ def world(ledger: Ledger, settings: Settings, tokens: dict[str, str]) -> dict[st
     """Records 0-2, a hold to release, a token to revoke, and a revoked token of every role."""
     ledger.append([artifact(0), artifact(1, links=[{"rel": "source", "batch": 0}]), artifact(2)])
     ledger.append([{"kind": "legal_hold", "producer": "legal", "produced_at": "2025-12-30T10:00:00Z",
-                    "subject": "subj:held", "body": {"action": "place", "case_id": "case-1"}}])
+                    "subject": "subj:held", "body": {"action": "place", "case_id": "case-1"}}], trusted=True)
     create_token(settings, "service", "victim")
     revoked = {r.value: create_token(settings, r.value, f"revoked-{r.value}") for r in Role}
     led = open_ledger(settings)

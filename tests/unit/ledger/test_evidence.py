@@ -123,3 +123,25 @@ def test_cli_verifies_offline_without_network_or_database(case: Ledger, tmp_path
     bundle.write_bytes(bundle.read_bytes()[:-10])
     p = subprocess.run([unshare, "-n", *cmd], env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 5 and "Traceback" not in p.stderr
+
+
+def test_crafted_content_is_a_finding_not_a_crash(case: Ledger) -> None:
+    items = members(export_bundle(case, "c", [8]).data)
+    for k, (info, _) in enumerate(items):
+        for junk in (b"[]", b"not json", b'{"text": []}'):
+            report = verify_bundle(rezip(items[:k] + [(info, junk)] + items[k + 1:]), vkeys(case))
+            assert not report.ok, info.filename
+    clash = zipfile.ZipInfo(f"{ROOT}/data/records", date_time=(1980, 1, 1, 0, 0, 0))
+    report = verify_bundle(rezip(sorted(items + [(clash, b"x")], key=lambda x: x[0].filename)), vkeys(case))
+    assert not report.ok
+
+
+def test_a_truncated_trace_is_not_exported_as_a_case(case: Ledger) -> None:
+    import pytest as _pytest
+
+    from ledger.errors import InvalidInput
+
+    orig = case.trace
+    case.trace = lambda rid, **kw: orig(rid, max_nodes=3)  # type: ignore[method-assign]
+    with _pytest.raises(InvalidInput, match="trace limit"):
+        export_bundle(case, "c", [8])

@@ -99,7 +99,7 @@ def good(**over: object) -> dict:
     ({**good(kind="prompt", body={"surface": "chat"})}, "sensitive.text: required"),
     ({**good(kind="prompt", body={"surface": "chat"}, sensitive={"text": "hi"})}, "subject: required"),
     (good(kind="erasure", subject="s", body={"reason": "r", "requested_by": "x"}), "only by the ledger"),
-    (good(kind="legal_hold", body={"action": "place", "case_id": "c1"}), "subject: required"),
+    (good(kind="legal_hold", subject="s", body={"action": "place", "case_id": "c1"}), "only by the ledger"),
     (good(body={"sha256": "ab" * 32, "media_type": "image/png", "size": 1, "storage_ref": "b", "x": float("nan")}), "NaN"),
     ([good()], "must be a JSON object"),
 ])
@@ -113,3 +113,8 @@ def test_valid_record_passes_and_extra_body_fields_are_kept() -> None:
                                      "storage_ref": "b", "width": 512}))
     assert rec.body["width"] == 512
     assert json.loads(canonical_json(rec.body))["width"] == 512
+
+
+def test_ledger_kinds_still_validate_when_trusted() -> None:
+    with pytest.raises(InvalidInput, match="subject: required"):
+        validate_record(good(kind="legal_hold", body={"action": "place", "case_id": "c1"}), allow_ledger_kinds=True)

@@ -228,7 +228,9 @@ def test_legal_hold_blocks_erasure_until_released(ledger: Ledger) -> None:
         return {"kind": "legal_hold", "producer": "svc:legal", "produced_at": T, "subject": "subj:u-7f3a",
                 "body": {"action": action, "case_id": case}}
 
-    ledger.append([hold("place")])
+    with pytest.raises(InvalidInput, match="appended only by the ledger"):
+        ledger.append([hold("place")])  # a client (a service) may not place — or release — holds
+    ledger.append([hold("place")], trusted=True)
     assert set(ledger.holds("subj:u-7f3a")) == {"case-1"}
     before = state(ledger)
     with pytest.raises(LegalHoldActive, match="legal hold for case 'case-1'"):
@@ -236,10 +238,12 @@ def test_legal_hold_blocks_erasure_until_released(ledger: Ledger) -> None:
     assert state(ledger) == before
     assert ledger.reveal(6)["text"]["value"].startswith("put her")  # the key survived
     with pytest.raises(Conflict, match="already on hold"):
-        ledger.append([hold("place")])
+        ledger.append([hold("place")], trusted=True)
     with pytest.raises(Conflict, match="no active hold"):
-        ledger.append([hold("release", "case-2")])
-    ledger.append([hold("release")])
+        ledger.append([hold("release", "case-2")], trusted=True)
+    with pytest.raises(InvalidInput, match="appended only by the ledger"):
+        ledger.append([hold("release")])
+    ledger.append([hold("release")], trusted=True)
     assert ledger.holds("subj:u-7f3a") == {}
     ledger.erase("subj:u-7f3a", reason="request", requested_by="dpo")
     with pytest.raises(SubjectErased):
@@ -316,12 +320,12 @@ def test_legal_holds_within_one_batch_count_earlier_lines(ledger: Ledger) -> Non
     release = {**hold, "body": {"action": "release", "case_id": "c"}}
     before = state(ledger)
     with pytest.raises(Conflict, match="record 1: .*already on hold"):
-        ledger.append([place, place])
+        ledger.append([place, place], trusted=True)
     assert state(ledger) == before
-    ledger.append([place, release])  # placed and released in one batch: fine
+    ledger.append([place, release], trusted=True)  # placed and released in one batch: fine
     assert ledger.holds("subj:x") == {}
     with pytest.raises(Conflict, match="no active hold"):
-        ledger.append([release])
+        ledger.append([release], trusted=True)
 
 
 def test_checkpoint_by_id(ledger: Ledger) -> None:
@@ -330,3 +334,29 @@ def test_checkpoint_by_id(ledger: Ledger) -> None:
     assert ledger.checkpoint(cp.id) == cp  # type: ignore[union-attr]
     with pytest.raises(NotFound):
         ledger.checkpoint(999)
+
+
+def test_clients_cannot_append_access_records(ledger: Ledger) -> None:
+    forged = {"kind": "access", "producer": "svc:x", "produced_at": T,
+              "body": {"actor": "legal1", "role": "legal", "action": "export", "case_id": "c1", "purpose": "p"}}
+    with pytest.raises(InvalidInput, match="appended only by the ledger"):
+        ledger.append([forged])
+
+
+def test_non_ascii_sensitive_names_are_refused(ledger: Ledger) -> None:
+    rec = artifact(1, subject="s", sensitive={"\ue000": 1, "\U0001f600": 2})
+    with pytest.raises(InvalidInput, match="ASCII"):
+        ledger.append([rec])
+
+
+def test_access_records_do_not_join_or_flood_traces(ledger: Ledger) -> None:
+    """Reads (access records) show in a trace but are never walked through (review finding)."""
+    x, y = (a.id for a in ledger.append([artifact(1), artifact(2)]))
+    reads = [{"kind": "access", "producer": "custody:api", "produced_at": T,
+              "links": [{"rel": "read", "id": x}, {"rel": "read", "id": y}],
+              "body": {"actor": "a", "role": "investigator", "action": "read", "case_id": "c", "purpose": "p"}}]
+    for _ in range(30):
+        ledger.append(reads, trusted=True)
+    child = ledger.append([artifact(3, links=[{"rel": "source", "id": x}])])[0].id
+    t = ledger.trace(x, max_nodes=40)
+    assert child in t.nodes and y not in t.nodes  # y is joined to x only through the reads

@@ -739,3 +739,8 @@ def test_a_verified_checkpoint_that_disappears_is_named(built: Built) -> None:
     with built.tamper.unguarded("checkpoints") as c:
         c.execute("DELETE FROM checkpoints WHERE size = 14")
     assert "missing_checkpoint" in whats(built.verify())
+
+
+def test_deep_verify_reports_garbage_bytes_instead_of_crashing(built: Built) -> None:
+    built.tamper.set_entry_data(1, b"not json")
+    assert only(built.verify(deep=True), "modified_record").index == 1
