@@ -462,7 +462,14 @@ class ProcessRunner:
                 elif os.path.isdir(src):
                     argv += ["--ro-bind", src, src]
             argv += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--dir", "/run", "--dir", "/root",
-                     "--dir", "/home", "--ro-bind", str(in_dir), "/in", "--bind", str(out_dir), "/out",
+                     "--dir", "/home"]
+            # Code the job is told to import (PYTHONPATH) may live under a hidden folder (a checkout in
+            # /tmp, a venv in /root): bind exactly those folders back, read-only.
+            for path in dict.fromkeys(job.env.get("PYTHONPATH", "").split(os.pathsep)):
+                real = os.path.realpath(path) if path else ""
+                if real and os.path.isdir(real) and real.split("/")[1] in ("tmp", "run", "root", "home"):
+                    argv += ["--ro-bind", real, real]
+            argv += ["--ro-bind", str(in_dir), "/in", "--bind", str(out_dir), "/out",
                      "--remount-ro", "/", "--chdir", "/out", "--cap-drop", "ALL", "--", *job.argv]
             return argv, {"CUSTODY_IN": "/in", "CUSTODY_OUT": "/out"}
         argv = ["unshare", "--net", "--ipc", "--uts", "--pid", "--fork", "--kill-child", "--mount-proc", "--",

@@ -196,10 +196,8 @@ def test_cli_replay_and_show(incident: Ledger, settings: Settings, process_ok: N
                              monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     from api.cli import main
 
-    if not settings.database_url.startswith("sqlite"):
-        pytest.skip("the CLI finds the ledger through its data folder (SQLite)")
-    monkeypatch.delenv("CUSTODY_DATABASE_URL", raising=False)
-    monkeypatch.delenv("CUSTODY_KEY_DIR", raising=False)
+    monkeypatch.setenv("CUSTODY_DATABASE_URL", settings.database_url)  # SQLite or PostgreSQL alike
+    monkeypatch.setenv("CUSTODY_KEY_DIR", str(settings.key_dir))
     d = str(settings.data_dir)
     assert main(["replay", str(PROMPT), "--backend", "process", "--json", "--data-dir", d]) == 0
     out = json.loads(capsys.readouterr().out)
