@@ -148,8 +148,14 @@ class LedgerWriter:
 
     def _run(self) -> None:
         stop = False
+        interval = self.ledger.config.checkpoint_interval
         while not stop:
-            job = self._q.get()
+            try:
+                # With a checkpoint interval, an idle writer still publishes the tail of a burst.
+                job = self._q.get(timeout=interval) if interval > 0 else self._q.get()
+            except queue.Empty:
+                self._publish()
+                continue
             if job is None:
                 break
             jobs = [job]
@@ -171,6 +177,14 @@ class LedgerWriter:
                 for j in jobs:
                     if not j.future.done():
                         j.future.set_exception(err)
+        # Stopped: anything queued after the stop marker is answered, never left hanging.
+        while True:
+            try:
+                late = self._q.get_nowait()
+            except queue.Empty:
+                break
+            if late is not None and not late.future.done():
+                late.future.set_exception(RuntimeError("the ledger writer stopped before this write ran"))
 
     def _process(self, jobs: list[_Job]) -> None:
         group = [j for j in jobs if j.fn is None and j.groupable]

@@ -216,7 +216,8 @@ class SqlStore:
         for a in range(start, stop, chunk):
             b = min(stop, a + chunk)
             with self.read() as r:
-                yield r.entries(a, b), r.node_range(stored_hash_index(0, a), stored_hash_count(b))
+                part = r.entries(a, b), r.node_range(stored_hash_index(0, a), stored_hash_count(b))
+            yield part  # outside the transaction: the caller's work does not hold it open
 
 
 class _SqlTxn:
