@@ -80,3 +80,19 @@ def docker_runner(docker_client: Any, sandbox_image: str) -> Iterator[DockerRunn
     yield DockerRunner(sandbox_image, client=docker_client)
     assert leftover_containers(docker_client) == [], "a sandbox container was left behind"
     assert leftover_volumes(docker_client) == [], "a sandbox volume was left behind"
+
+
+# A hostile job both runners must contain: forks until the pids limit says EAGAIN; children sleep.
+FORK_LOOP = r"""
+import json, os, time
+n, err = 0, None
+while n < 1000:
+    try:
+        pid = os.fork()
+    except OSError as e:
+        err = e.errno; break
+    if pid == 0:
+        time.sleep(%d); os._exit(0)
+    n += 1
+print(json.dumps({'forked': n, 'errno': err}))
+"""

@@ -14,7 +14,7 @@ import pytest
 from sandbox.errors import EngineUnavailable, ImageDigestMismatch, ImageNotFound, JobError
 from sandbox.image import check_pinned
 from sandbox.runner import DockerRunner, Job, Limits, leftover_containers, leftover_volumes
-from tests.integration.conftest_docker import docker_client, docker_runner, sandbox_image  # noqa: F401
+from tests.integration.conftest_docker import FORK_LOOP, docker_client, docker_runner, sandbox_image  # noqa: F401
 
 PY = "python3"
 
@@ -115,19 +115,7 @@ print(json.dumps(r))
 
 
 def test_fork_loop_hits_pids_limit(docker_runner: DockerRunner) -> None:
-    code = r"""
-import json, os, time
-n, err = 0, None
-while n < 1000:
-    try:
-        pid = os.fork()
-    except OSError as e:
-        err = e.errno; break
-    if pid == 0:
-        time.sleep(30); os._exit(0)
-    n += 1
-print(json.dumps({'forked': n, 'errno': err}))
-"""
+    code = FORK_LOOP % 30
     res = docker_runner.run(py(code, limits=Limits(pids=32, timeout_s=20)))
     r = out_json(res)
     assert r["errno"] == 11  # EAGAIN from the pids cgroup

@@ -14,6 +14,7 @@ import subprocess
 import pytest
 
 from sandbox.errors import IsolationUnavailable, JobError
+from tests.integration.conftest_docker import FORK_LOOP
 from sandbox.runner import Job, Limits, ProcessRunner
 
 PY = "/usr/bin/python3"
@@ -105,19 +106,7 @@ print(json.dumps(r))
 
 
 def test_fork_loop_hits_the_process_limit(runner: ProcessRunner) -> None:
-    code = r"""
-import json, os, time
-n, err = 0, None
-while n < 1000:
-    try:
-        pid = os.fork()
-    except OSError as e:
-        err = e.errno; break
-    if pid == 0:
-        time.sleep(20); os._exit(0)
-    n += 1
-print(json.dumps({'forked': n, 'errno': err}))
-"""
+    code = FORK_LOOP % 20
     res = runner.run(py(code, limits=Limits(pids=24, timeout_s=15)))
     r = out_json(res)
     assert r["errno"] == 11 and r["forked"] < 24
