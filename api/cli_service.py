@@ -6,6 +6,8 @@ CLI's ``main`` maps to exit codes as for every other command.
 
 from __future__ import annotations
 
+from typing import Any
+
 from api.settings import Settings
 
 
@@ -20,7 +22,12 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
     from api.app import ApiSettings, create_app
 
     app = create_app(settings, ApiSettings.from_env())
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False, server_header=False)
+    uvicorn.run(app, host=host, port=port, **uvicorn_options())
+
+
+def uvicorn_options() -> dict[str, Any]:
+    """How ``serve`` runs uvicorn (bench/noop_app.py serves its no-op peer the same way)."""
+    return {"log_level": "info", "proxy_headers": False, "server_header": False}
 
 
 def create_token(settings: Settings, role: str, name: str) -> str:
