@@ -18,7 +18,7 @@ import base64
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -51,6 +51,10 @@ TRACE_LEAVES = frozenset({Kind.ACCESS.value})
 
 def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -119,14 +123,22 @@ def _cp(row: CheckpointRow) -> SignedCheckpoint:
 class Ledger:
     """Append, read and prove. Construct with a migrated store and the ledger's keyring."""
 
-    def __init__(self, store: Store, keyring: Keyring, config: LedgerConfig) -> None:
+    def __init__(self, store: Store, keyring: Keyring, config: LedgerConfig,
+                 clock: Callable[[], datetime] = utc_now) -> None:
         self.store = store
+        # Where ``ledger_time`` comes from (an aware UTC datetime). Only tests replace it: SLA
+        # tests need exact gaps between records (see ledger.review).
+        self.clock = clock
         self.keyring = keyring
         self.config = config
         self._sealer = keyring.sealer()
         self._frontier: tuple[int, list[bytes]] = (0, [])  # compact range cache: immutable per size
         self._last_publish = 0.0
         self._published_size = 0
+
+    def now(self) -> str:
+        """The ledger's time, as stamped on records (fixed width, so string order is time order)."""
+        return self.clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
     # --- sequencing ----------------------------------------------------------------------------
 
@@ -173,14 +185,19 @@ class Ledger:
             recs.append((rec, fast))
         return recs
 
-    def append(self, items: Sequence[Any], *, publish: bool = True, trusted: bool = False) -> list[Appended]:
+    def append(self, items: Sequence[Any], *, publish: bool = True, trusted: bool = False,
+               check: Callable[[Reader], None] | None = None) -> list[Appended]:
         """Append one batch atomically; returns only after it is durable. Nothing is appended on error.
 
         ``trusted`` is for Custody's own front ends (CLI, API) appending access records and legal
-        holds, kinds a client may not send (``records.LEDGER_ONLY``)."""
+        holds, kinds a client may not send (``records.LEDGER_ONLY``). ``check`` runs first inside
+        the write transaction (writers are serialised there), so a precondition it raises on
+        cannot change before the append: e.g. "this item still waits for review"."""
         recs = self._validate(items, ledger_kinds=trusted)
         fps = [request_fingerprint(i) if r.idempotency_key else None for i, (r, _) in zip(items, recs, strict=True)]
         with self.store.write() as w:
+            if check is not None:
+                check(w)
             out, size, frontier = self._sequence_and_integrate(w, recs, fps)
         self._after_commit(size, frontier, out, publish)
         return out
@@ -218,7 +235,7 @@ class Ledger:
             raise UnknownLink(f"links: record {bad[0]} does not exist (the ledger has {size} records)")
         target_leaves = w.nodes([merkle.stored_hash_index(0, t) for t in targets]) if targets else {}
 
-        ledger_time = now_rfc3339()
+        ledger_time = self.now()
         batch_ids: list[int] = []
         batch_leaf: dict[int, bytes] = {}
         subject_keys: dict[str, bytes] = {}

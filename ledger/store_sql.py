@@ -57,7 +57,8 @@ class Entry(SQLModel, table=True):
     idempotency_key: str | None = Field(default=None, sa_column=Column(String(200), nullable=True, unique=True))
     request_hash: bytes | None = _blob(nullable=True)
 
-    __table_args__ = (Index("ix_entries_subject_kind", "subject", "kind"),)
+    __table_args__ = (Index("ix_entries_subject_kind", "subject", "kind"),
+                      Index("ix_entries_kind_time", "kind", "ledger_time", "idx"))  # review queue, SLA report
 
 
 class TreeNode(SQLModel, table=True):
@@ -306,6 +307,49 @@ class _SqlTxn:
             part = idxs[k:k + 500]
             rows = self._all(f"SELECT src, dst, rel FROM links WHERE {col} IN ({self._in(len(part))})", part)
             out.extend(LinkRow(*r) for r in rows)
+        return out
+
+    def kind_entries(self, kind: str, *, since: str | None = None, until: str | None = None,
+                     after: tuple[str, int] | None = None, limit: int = 1000) -> list[EntryRow]:
+        """Entries of one kind in ledger-time order (then index), ``since`` ≤ ledger_time ≤ ``until``,
+        after the (ledger_time, idx) cursor ``after``; index ``ix_entries_kind_time``."""
+        sql = "SELECT idx, data, kind, subject, ledger_time FROM entries WHERE kind = ?"
+        params: list[Any] = [kind]
+        if since is not None:
+            sql += " AND ledger_time >= ?"
+            params.append(since)
+        if until is not None:
+            sql += " AND ledger_time <= ?"
+            params.append(until)
+        if after is not None:
+            sql += " AND (ledger_time > ? OR (ledger_time = ? AND idx > ?))"
+            params += [after[0], after[0], after[1]]
+        rows = self._all(sql + " ORDER BY ledger_time, idx LIMIT ?", [*params, limit])
+        return [EntryRow(i, bytes(d), k, s, t) for i, d, k, s, t in rows]
+
+    def entries_at(self, idxs: Sequence[int]) -> dict[int, EntryRow]:
+        out: dict[int, EntryRow] = {}
+        idxs = sorted(set(idxs))
+        for k in range(0, len(idxs), 500):
+            part = idxs[k:k + 500]
+            for i, d, kd, s, t in self._all(f"SELECT idx, data, kind, subject, ledger_time FROM entries "
+                                            f"WHERE idx IN ({self._in(len(part))})", part):
+                out[i] = EntryRow(i, bytes(d), kd, s, t)
+        return out
+
+    def linking_entries(self, dsts: Sequence[int], kinds: Sequence[str]) -> list[tuple[LinkRow, EntryRow]]:
+        """Records of ``kinds`` that link to any of ``dsts``, with the link (``ix_links_dst``)."""
+        out: list[tuple[LinkRow, EntryRow]] = []
+        dsts = sorted(set(dsts))
+        kinds = list(kinds)
+        for k in range(0, len(dsts), 500):
+            part = dsts[k:k + 500]
+            rows = self._all(f"SELECT l.src, l.dst, l.rel, e.data, e.kind, e.subject, e.ledger_time "
+                             f"FROM links l JOIN entries e ON e.idx = l.src "
+                             f"WHERE l.dst IN ({self._in(len(part))}) AND e.kind IN ({self._in(len(kinds))}) "
+                             f"ORDER BY l.src", [*part, *kinds])
+            out.extend((LinkRow(src, dst, rel), EntryRow(src, bytes(d), kd, s, t))
+                       for src, dst, rel, d, kd, s, t in rows)
         return out
 
     def by_idempotency_keys(self, keys: Sequence[str]) -> dict[str, tuple[int, bytes | None]]:
