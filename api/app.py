@@ -65,11 +65,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.bundles import JobRunner, bundle_dir_for, bundle_router
 from api.auth import Role, allow, api_routes, check_route_auth, route_guard
-from api.composition import open_ledger
+from api.composition import open_gateway, open_ledger
+from api.generations import generation_router
 from api.settings import Settings
 from api.tokens import NAME_MAX, NAME_PATTERN, TokenInfo, TokenStore
 from api.writer import LedgerWriter
 from ledger.errors import CustodyError, InvalidInput, NotFound, NotInitialised
+from pipeline.errors import PipelineError
 from ledger.records import Kind, Name, RecordIn, Text, parse_json
 from ledger.service import Ledger, now_rfc3339
 from ledger.verify import verify_ledger
@@ -575,7 +577,9 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
 
 
 async def custody_error(request: Request, err: Exception) -> JSONResponse:
-    assert isinstance(err, CustodyError)
+    """Both exception trees (ledger.errors.CustodyError, pipeline.errors.PipelineError) carry
+    ``status`` / ``code``: one mapping for both."""
+    assert isinstance(err, CustodyError | PipelineError)
     if err.status >= 500:
         log.error("%s %s: %s (%s)", request.method, request.url.path, err, err.code)
     return error_response(err.status, err.code, str(err))
@@ -775,8 +779,10 @@ def create_app(settings: Settings, api: ApiSettings | None = None) -> FastAPI:
     app.state.custody = Services(ledger, tokens, writer, api)
     app.include_router(router)
     app.include_router(bundle_router(ledger, jobs, bundle_dir_for(settings.data_dir), _responses))
+    app.include_router(generation_router(open_gateway(settings, ledger), _responses))
     require_role_rules(app)
     app.add_exception_handler(CustodyError, custody_error)
+    app.add_exception_handler(PipelineError, custody_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_middleware(BodyLimit, max_bytes=api.max_request_bytes)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from api.gateway import Gateway, load_watermark_key
 from api.settings import Settings
 from ledger.errors import Conflict, NotInitialised
 from ledger.keyring import Keyring
@@ -37,6 +38,7 @@ def init_ledger(settings: Settings, origin: str | None = None) -> Ledger:
         if keyring.active.name != meta[ORIGIN_KEY]:
             raise Conflict(f"the keys in {settings.key_dir} belong to {keyring.active.name!r}, "
                            f"not to this ledger ({meta[ORIGIN_KEY]!r})")
+        load_watermark_key(settings.key_dir, create=True)  # ledgers made before the gateway existed
         return open_ledger(settings, store)
     origin = origin or default_origin()
     Keyring.create(settings.key_dir, origin)
@@ -44,6 +46,7 @@ def init_ledger(settings: Settings, origin: str | None = None) -> Ledger:
         from pipeline.credentials import create_signing_chain
 
         create_signing_chain(settings.key_dir / "c2pa", origin)
+    load_watermark_key(settings.key_dir, create=True)  # the invisible watermark's secret key
     with store.write() as w:
         w.set_meta(ORIGIN_KEY, origin)
     ledger = open_ledger(settings, store)
@@ -65,3 +68,12 @@ def open_ledger(settings: Settings, store: SqlStore | None = None) -> Ledger:
     config = LedgerConfig(origin=meta[ORIGIN_KEY], max_record_bytes=settings.max_record_bytes,
                           checkpoint_interval=settings.checkpoint_interval)
     return Ledger(store, keyring, config)
+
+
+def open_gateway(settings: Settings, ledger: Ledger) -> Gateway:
+    """The generation gateway over ``ledger``: evidence store in the data folder, the watermark key and
+    the C2PA signing chain from the key folder (both made by ``init``)."""
+    from ledger.artifacts import artifact_store_for
+
+    return Gateway(ledger, artifact_store_for(settings.data_dir), watermark_key=load_watermark_key(settings.key_dir),
+                   c2pa_dir=settings.key_dir / "c2pa")

@@ -34,11 +34,11 @@ ledger but carry no risk by themselves.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import rfc8785
 
 from pipeline.errors import InvalidSurface, PipelineError
 from pipeline.policy import ACTIONS, CATEGORIES, CSE, Policy
@@ -74,7 +74,9 @@ def _r(x: float) -> float:
 
 
 def canonical(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    """RFC 8785 canonical JSON: the decision's hash must survive a round trip through any JSON store
+    (the ledger's leaves are RFC 8785, where 1.0 is written ``1`` and read back as an integer)."""
+    return rfc8785.dumps(obj)
 
 
 def check_context(context: dict[str, Any] | None) -> dict[str, Any]:

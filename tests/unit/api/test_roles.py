@@ -22,6 +22,7 @@ from ledger.service import Ledger
 from tests.unit.api.app_fixtures import ACCESS, Auth, artifact, auth_fixture, client_fixture, tokens_fixture  # noqa: F401
 
 S, I, L, A, ADM = Role.SERVICE, Role.INVESTIGATOR, Role.LEGAL, Role.AUDITOR, Role.ADMIN
+REV = Role.REVIEWER
 PROOF_READERS = {S, I, L, A}
 
 # The role table of api.auth's docstring, pinned: changing a rule is a deliberate edit here too.
@@ -45,6 +46,10 @@ EXPECTED: dict[tuple[str, str], set[Role]] = {
     ("POST", "/v1/bundles"): {L},
     ("GET", "/v1/jobs/{job_id}"): {L},
     ("GET", "/v1/bundles/{job_id}"): {L},
+    ("GET", "/v1/review/queue"): {REV},
+    ("POST", "/v1/review/{item_id}/decision"): {REV},
+    ("GET", "/v1/review/sla"): {A, REV},
+    ("POST", "/v1/generations"): {S},
 }
 
 # A valid request for each endpoint (the state it needs is made by ``world``).
@@ -69,6 +74,13 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
                                                              "purpose": "court order"}},
     ("GET", "/v1/jobs/{job_id}"): {"url": "/v1/jobs/{job}"},
     ("GET", "/v1/bundles/{job_id}"): {"url": "/v1/bundles/{job}"},
+    ("GET", "/v1/review/queue"): {"url": "/v1/review/queue?limit=10"},
+    ("POST", "/v1/review/{item_id}/decision"): {"url": "/v1/review/0/decision",  # the world holds record 0
+                                                "json": {"action": "approve", "reason": "a stock photo"}},
+    ("GET", "/v1/review/sla"): {"url": "/v1/review/sla?since=2025-01-01T00:00:00Z"},
+    ("POST", "/v1/generations"): {"url": "/v1/generations",  # record 4 is the world's principal
+                                  "json": {"principal_id": 4, "surface": "imagine", "prompt": "a lighthouse", "seed": 1,
+                                           "parameters": {"width": 128, "height": 128}}},
 }
 
 
@@ -78,8 +90,14 @@ def all_routes() -> list[Any]:
 
     from api.app import _responses
     from api.bundles import bundle_router
+    from api.review_routes import review_router
 
-    return list(api_routes(router.routes)) + list(api_routes(bundle_router(None, None, Path("."), _responses).routes))  # type: ignore[arg-type]
+    from api.generations import generation_router
+
+    return (list(api_routes(router.routes))
+            + list(api_routes(bundle_router(None, None, Path("."), _responses).routes))  # type: ignore[arg-type]
+            + list(api_routes(generation_router(None, _responses).routes))  # type: ignore[arg-type]
+            + list(api_routes(review_router(_responses).routes)))
 
 
 def app_routes() -> list[tuple[str, str]]:
@@ -117,10 +135,17 @@ def test_an_app_with_a_route_without_a_rule_is_refused() -> None:
 
 @pytest.fixture
 def world(ledger: Ledger, settings: Settings, tokens: dict[str, str]) -> dict[str, str]:
-    """Records 0-2, a hold to release, a token to revoke, and a revoked token of every role."""
+    """Records 0-2 (0 held for review), a hold to release, a token to revoke, and a revoked token of every role."""
     ledger.append([artifact(0), artifact(1, links=[{"rel": "source", "batch": 0}]), artifact(2)])
     ledger.append([{"kind": "legal_hold", "producer": "legal", "produced_at": "2025-12-30T10:00:00Z",
                     "subject": "subj:held", "body": {"action": "place", "case_id": "case-1"}}], trusted=True)
+    [p] = ledger.append([{"kind": "principal", "producer": "svc:test", "produced_at": "2025-12-30T10:00:00Z",
+                          "subject": "subj:u-1", "body": {"pseudonym": "u-1", "principal_type": "user"}}])
+    assert p.id == 4  # the generation example names it
+    ledger.append([{"kind": "safety_decision", "producer": "svc:safety", "produced_at": "2025-12-30T10:00:00Z",
+                    "links": [{"rel": "artifact", "id": 0}],  # record 0 waits for review
+                    "body": {"action": "hold", "policy_id": "p", "policy_version": "1", "pipeline_version": "v1",
+                             "risk": 0.7, "signals": {}}}])
     create_token(settings, "service", "victim")
     revoked = {r.value: create_token(settings, r.value, f"revoked-{r.value}") for r in Role}
     led = open_ledger(settings)
