@@ -131,6 +131,29 @@ class Rule(_Strict):
     note: str = ""
 
 
+class ClassifierCategory(_Strict):
+    """Thresholds on the classifier's probability for one category. A score at or above
+    ``hold_at`` raises the category's risk to the category's own ``hold_at``; at or above
+    ``block_at``, to its ``block_at``. The classifier's risk is merged with the rules' by max."""
+
+    hold_at: float | None = Field(None, gt=0.0, lt=1.0)
+    block_at: float | None = Field(None, gt=0.0, lt=1.0)
+
+
+class ClassifierPolicy(_Strict):
+    """The learned classifier beside the rules (:mod:`pipeline.prompt_model`). It never replaces
+    them: its signal can only raise a category's risk."""
+
+    model: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,63}$",
+                       description="a model shipped in the package: pipeline/models/<model>.json")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$",
+                        description="the model file's SHA-256: the policy's hash then covers its model too, "
+                                    "and a retrained model needs a new policy version")
+    session: bool = Field(True, description="also score the session window (the last window_turns prompts "
+                                            "joined); it counts when this turn takes the score over a threshold")
+    categories: dict[str, ClassifierCategory]
+
+
 class PolicyDocument(_Strict):
     schema_: Literal["custody.policy/v1"] = Field(alias="schema")
     policy_id: str = Field(pattern=_ID)
@@ -146,6 +169,7 @@ class PolicyDocument(_Strict):
     masks: list[str] = []
     support_context: SupportContext = SupportContext()
     rules: list[Rule] = []
+    classifier: ClassifierPolicy | None = None
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=True)
 
@@ -429,6 +453,21 @@ def _semantic_problems(doc: PolicyDocument) -> list[str]:
             problems.append(f"support_context.downgrade: {CSE} cannot be downgraded (it is always block + escalate)")
         elif name not in doc.categories:
             problems.append(f"support_context.downgrade: {name!r} is not declared under categories")
+    if doc.classifier is not None:
+        for name, mc in sorted(doc.classifier.categories.items()):
+            where = f"classifier.categories.{name}"
+            cp = doc.categories.get(name)
+            if cp is None:
+                problems.append(f"{where}: {name!r} is not declared under categories")
+                continue
+            if mc.hold_at is None and mc.block_at is None:
+                problems.append(f"{where}: needs hold_at and/or block_at")
+            if mc.hold_at is not None and mc.block_at is not None and mc.hold_at >= mc.block_at:
+                problems.append(f"{where}: hold_at ({mc.hold_at}) must be below block_at ({mc.block_at})")
+            if mc.hold_at is not None and cp.hold_at is None:
+                problems.append(f"{where}.hold_at: the category has no hold_at to raise the risk to")
+            if mc.block_at is not None and cp.block_at is None:
+                problems.append(f"{where}.block_at: the category has no block_at to raise the risk to")
     seen: set[str] = set()
     for i, r in enumerate(doc.rules):
         where = f"rules[{i}] (id {r.id!r})"
@@ -518,7 +557,10 @@ def policy_from_data(data: Any, source: str = "", base: Path | None = None) -> P
     problems = _semantic_problems(doc)
     if problems:
         raise InvalidPolicy(f"{_where(source)} is invalid:\n  " + "\n  ".join(problems))
-    canonical = json.dumps(doc.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"),
+    dumped = doc.model_dump(mode="json", by_alias=True)
+    if dumped.get("classifier") is None:
+        dumped.pop("classifier", None)  # a policy without a classifier keeps the hash it had before the field existed
+    canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"),
                            ensure_ascii=False, allow_nan=False).encode("utf-8")
     return Policy(document=doc, sha256=hashlib.sha256(canonical).hexdigest(), canonical_json=canonical,
                   source=source)

@@ -20,7 +20,15 @@ For each prompt:
    one other (it is caught when its last piece arrives, and does not keep firing afterwards);
 5. per category, turn risk = noisy-OR of the weights of the rules that fired (each rule counts
    once); accumulated risk = 1 − (1 − turn risk)(1 − decay × previous accumulated risk);
-6. per category, the policy's ``hold_at`` / ``block_at`` route the accumulated risk to allow, hold
+6. the learned classifier (:mod:`pipeline.prompt_model`, when the policy names one under
+   ``classifier``) scores the same folded, masked text the rules saw — this prompt alone and, for a
+   session, the last ``session.window_turns`` prompts joined. A category's score at or above the
+   policy's classifier ``hold_at`` / ``block_at`` raises that category's turn risk to the category's
+   own ``hold_at`` / ``block_at`` (merged with the rules' turn risk by max: the model can add to the
+   rules, never take away). The session score counts only when this turn takes it over a threshold
+   the earlier turns alone did not reach, so it is caught when its last piece arrives, as the
+   session rules are. Every decision lists the model's scores and which of them fired;
+7. per category, the policy's ``hold_at`` / ``block_at`` route the accumulated risk to allow, hold
    or block — a block becomes a hold when the prompt has the policy's help-seeking wording
    (``support_context``; never for child sexual exploitation). The decision's action is the most
    severe; ``escalate`` is set when a category marked ``escalate`` (always child sexual
@@ -30,8 +38,9 @@ A folded-view rule that does not fire on the folded text gets a second chance on
 reading, when there is one (``|`` and ``!`` inside words read as insertions rather than letters).
 
 Deterministic: the same policy, prompts and library versions give the same decision, byte for byte
-(scores are rounded to 6 places; every list is sorted). ``stage_version`` names the code and the
-Unicode / transliteration data versions, and the policy is named by id, version and SHA-256.
+(scores are rounded to 6 places; every list is sorted). ``stage_version`` names the code, the
+Unicode / transliteration data versions and the classifier model file's SHA-256, and the policy is
+named by id, version and SHA-256.
 """
 
 from __future__ import annotations
@@ -42,22 +51,40 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pipeline.errors import EmptyPrompt, InvalidPrompt, InvalidSurface, PromptTooLarge
+from pathlib import Path
+
+from pipeline.errors import EmptyPrompt, InvalidPolicy, InvalidPrompt, InvalidSurface, PromptTooLarge
 from pipeline.normalise import compile_terms, dependency_versions, normalise
-from pipeline.policy import ACTIONS, SEQUENCE_MARK, Policy, default_policy, parse_sequence
+from pipeline.policy import ACTIONS, SEQUENCE_MARK, ClassifierPolicy, Policy, default_policy, parse_sequence
+from pipeline.prompt_model import PromptModel, file_sha256, load_model, model_path
 
 STAGE = "prompt_safety"
-STAGE_CODE_VERSION = "1.0.0"
+STAGE_CODE_VERSION = "1.1.0"
+DEFAULT_MODEL = "prompt_classifier"  # the model the shipped default policy names
 _TOKEN = re.compile(r"\S+")
 _EVIDENCE_CHARS = 60
 _ALT = "folded_alt"
 _MAX_EXPANSION = 4  # NFKC can lengthen text (one character → up to 18): cap the normalised size too
 
 
-def stage_version() -> str:
+def _model_version(model: str | Path | PromptModel | None) -> str:
+    if model is None:
+        return "prompt-model/none"
+    if isinstance(model, PromptModel):
+        return f"prompt-model/{model.name}@sha256:{model.sha256}"
+    path = model if isinstance(model, Path) else model_path(model)
+    name = path.stem if isinstance(model, Path) else model
+    return f"prompt-model/{name}@sha256:{file_sha256(path)}"
+
+
+def stage_version(model: str | Path | PromptModel | None = DEFAULT_MODEL) -> str:
+    """The stage's version: code, normaliser data, and the classifier model file's SHA-256
+    (``model``: a shipped model's name, a model file, a loaded model, or None for rules only).
+    Called with no argument it names the model the shipped default policy uses."""
     deps = dependency_versions()
     return (f"{STAGE}/{STAGE_CODE_VERSION} normaliser/{deps['normaliser']} unicode/{deps['unicode']} "
-            f"anyascii/{deps['anyascii']} confusable-homoglyphs/{deps['confusable-homoglyphs']}")
+            f"anyascii/{deps['anyascii']} confusable-homoglyphs/{deps['confusable-homoglyphs']} "
+            f"{_model_version(model)}")
 
 
 # --- decision ---------------------------------------------------------------------------------
@@ -75,8 +102,23 @@ class RuleMatch:
 class CategoryRisk:
     category: str
     risk: float        # accumulated over the session (== turn_risk for a single prompt)
-    turn_risk: float   # this prompt alone, session-scope rules included
+    turn_risk: float   # this prompt: max(rule_risk, model_risk)
     action: str
+    rule_risk: float = 0.0   # noisy-OR of the rules that fired (session-scope rules included)
+    model_risk: float = 0.0  # the risk level the classifier raised it to (0: it did not fire)
+    model_score: float | None = None  # the classifier's probability for this prompt (None: not scored)
+
+
+@dataclass(frozen=True)
+class ModelSignal:
+    """The classifier fired: ``score`` ≥ ``threshold`` raised ``category`` to ``risk``."""
+
+    category: str
+    scope: str        # "turn" (this prompt) or "session" (the window joined)
+    score: float
+    threshold: float
+    level: str        # "hold" or "block": which of the policy's classifier thresholds it passed
+    risk: float
 
 
 @dataclass(frozen=True)
@@ -98,6 +140,8 @@ class Decision:
     policy_sha256: str
     stage_version: str
     stage: str = STAGE
+    model: str | None = None                       # "<name>@sha256:<hex>" of the classifier, if any
+    model_signals: tuple[ModelSignal, ...] = ()    # what the classifier fired (sorted)
 
     @property
     def risk(self) -> dict[str, float]:
@@ -115,6 +159,7 @@ class Decision:
         d = asdict(self)
         d["categories"] = [asdict(c) for c in self.categories]
         d["matched_rules"] = [{**asdict(m), "evidence": list(m.evidence)} for m in self.matched_rules]
+        d["model_signals"] = [asdict(s) for s in self.model_signals]
         d["normalisation_flags"] = list(self.normalisation_flags)
         d["masks_applied"] = list(self.masks_applied)
         d["support_context"] = list(self.support_context)
@@ -243,7 +288,21 @@ class PromptSafety:
         self._support = compile_terms(doc.support_context.terms) if doc.support_context.terms else None
         self._downgrade = frozenset(doc.support_context.downgrade)
         self._categories = sorted(doc.categories)
-        self._stage_version = stage_version()
+        self._classifier: ClassifierPolicy | None = doc.classifier
+        self._model: PromptModel | None = None
+        if doc.classifier is not None:
+            self._model = load_model(doc.classifier.model)
+            if self._model.sha256 != doc.classifier.sha256:
+                raise InvalidPolicy(f"classifier.sha256: the policy names model {doc.classifier.model!r} with "
+                                    f"sha256 {doc.classifier.sha256}, but the installed file is "
+                                    f"{self._model.sha256} (a policy and its model are released together: a "
+                                    "retrained model needs a new policy version)")
+            missing = sorted(set(doc.classifier.categories) - set(self._model.categories))
+            if missing:
+                raise InvalidPolicy(f"classifier.categories: model {doc.classifier.model!r} does not score "
+                                    f"{missing} (it scores {list(self._model.categories)})")
+        self._stage_version = stage_version(self._model)
+        self._model_label = f"{self._model.name}@sha256:{self._model.sha256}" if self._model else None
 
     # -- input -----------------------------------------------------------------------------
 
@@ -332,11 +391,62 @@ class PromptSafety:
 
     # -- decisions -------------------------------------------------------------------------
 
+    def model_text(self, text: str) -> str:
+        """The text the classifier scores for one prompt: the folded view with the policy's masks
+        blanked (what the rules see). The training script uses this, so training and runtime
+        see prompts the same way."""
+        if not isinstance(text, str):
+            raise InvalidPrompt(f"prompt must be a string (str), got {type(text).__name__}")
+        return self._views(text)[0]["folded"]
+
+    def _level(self, category: str, score: float) -> tuple[str, float, float] | None:
+        """(level, threshold, risk) the classifier's ``score`` raises ``category`` to, or None."""
+        assert self._classifier is not None
+        mc = self._classifier.categories.get(category)
+        if mc is None:
+            return None
+        cp = self.policy.document.categories[category]
+        if mc.block_at is not None and score >= mc.block_at and cp.block_at is not None:
+            return "block", mc.block_at, cp.block_at
+        if mc.hold_at is not None and score >= mc.hold_at and cp.hold_at is not None:
+            return "hold", mc.hold_at, cp.hold_at
+        return None
+
+    def _model_scores(self, views: dict[str, str], history: list[_Turn], window_turns: int
+                      ) -> tuple[dict[str, float], list[ModelSignal]]:
+        """The classifier's per-category scores for this prompt and the signals that fired."""
+        model, clf = self._model, self._classifier
+        if model is None or clf is None:
+            return {}, []
+        turn = model.scores(views["folded"])
+        if _ALT in views:  # the alternative reading of | and ! inside words: the higher score counts
+            alt = model.scores(views[_ALT])
+            turn = {c: max(turn[c], alt[c]) for c in turn}
+        signals: dict[str, ModelSignal] = {}
+        for c in clf.categories:
+            lv = self._level(c, turn[c])
+            if lv is not None:
+                signals[c] = ModelSignal(c, "turn", turn[c], lv[1], lv[0], lv[2])
+        prior = history[-(window_turns - 1):] if window_turns > 1 else []
+        if clf.session and prior:
+            before = "\n".join(t.views["folded"] for t in prior)
+            joined = model.scores(before + "\n" + views["folded"])
+            earlier = model.scores(before)
+            for c in clf.categories:
+                lv, was = self._level(c, joined[c]), self._level(c, earlier[c])
+                if lv is None or (was is not None and was[2] >= lv[2]):
+                    continue  # not over a threshold, or the earlier turns were already there on their own
+                if c not in signals or signals[c].risk < lv[2]:
+                    signals[c] = ModelSignal(c, "session", joined[c], lv[1], lv[0], lv[2])
+        return {c: turn[c] for c in clf.categories}, [signals[c] for c in sorted(signals)]
+
     def _decide(self, text: object, surface: object, history: list[_Turn]) -> tuple[Decision, _Turn]:
         checked = self._check_input(text, surface)
         views, folded, flags, masks = self._views(checked)
         doc = self.policy.document
         fired = self._evaluate(views, history, doc.session.window_turns)
+        scores, signals = self._model_scores(views, history, doc.session.window_turns)
+        model_risk = {s.category: s.risk for s in signals}
         support = tuple(sorted({_evidence(m) for m in self._support.finditer(views["folded"])})) if self._support else ()
         previous = history[-1].risk if history else {}
         cats: list[CategoryRisk] = []
@@ -347,7 +457,8 @@ class PromptSafety:
             for m in fired:
                 if m.category == name:
                     keep *= 1.0 - m.weight
-            turn_risk = _round(1.0 - keep)
+            rule_risk = _round(1.0 - keep)
+            turn_risk = max(rule_risk, model_risk.get(name, 0.0))
             risk = _round(1.0 - (1.0 - turn_risk) * (1.0 - doc.session.decay * previous.get(name, 0.0)))
             acc[name] = risk
             cp = doc.categories[name]
@@ -358,7 +469,8 @@ class PromptSafety:
             else:
                 action = "allow"
             escalate = escalate or (cp.escalate and action != "allow")
-            cats.append(CategoryRisk(name, risk, turn_risk, action))
+            cats.append(CategoryRisk(name, risk, turn_risk, action, rule_risk, model_risk.get(name, 0.0),
+                                     scores.get(name)))
         action = max((c.action for c in cats), key=ACTIONS.index, default="allow")
         decision = Decision(
             action=action, escalate=escalate, categories=tuple(cats), matched_rules=tuple(fired),
@@ -366,7 +478,8 @@ class PromptSafety:
             surface=surface, turn=len(history),  # type: ignore[arg-type]  # checked above
             prompt_sha256=hashlib.sha256(checked.encode("utf-8", "surrogatepass")).hexdigest(),
             prompt_chars=len(checked), policy_id=self.policy.policy_id, policy_version=self.policy.version,
-            policy_sha256=self.policy.sha256, stage_version=self._stage_version)
+            policy_sha256=self.policy.sha256, stage_version=self._stage_version, model=self._model_label,
+            model_signals=tuple(signals))
         return decision, _Turn(views=views, risk=acc)
 
     def check(self, text: object, surface: object) -> Decision:

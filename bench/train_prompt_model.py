@@ -1,0 +1,216 @@
+#!/usr/bin/env python
+"""Train the prompt classifier (scikit-learn) and export it for the numpy runtime.
+
+    pip install -e '.[train]'
+    python bench/train_prompt_model.py                      # writes pipeline/models/prompt_classifier.json
+    python bench/train_prompt_model.py --cv                 # also 5-fold out-of-fold figures (slower)
+
+Training data — never an evaluation split:
+
+- ``tests/pipeline_eval/prompts.jsonl`` items with ``split: tune`` only (the rules were tuned on them
+  too; ``split: holdout`` items are refused by construction, see :func:`training_items`);
+- ``tests/pipeline_eval/train_extra.jsonl``: prompts written for training only (``split: train``).
+
+Each item becomes the text the runtime would score: the prompt-safety layer's folded, masked view
+(:meth:`pipeline.prompt_safety.PromptSafety.model_text`), a session's last ``window_turns`` turns
+joined by newlines. Labels are one-vs-rest per category: an item is positive for its
+``expected_category`` when its ``expected_action`` is not allow.
+
+Model: ``TfidfVectorizer(analyzer=pipeline.prompt_model.features, min_df=2, sublinear_tf=True)``
+and one ``LogisticRegression(class_weight="balanced")`` per category. The export holds the
+vocabulary, idf, weights and, as ``checks``, scikit-learn's own probabilities on a sample, which the
+unit tests compare with the numpy inference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from pipeline.policy import Policy, default_policy_path, parse_text, policy_from_data  # noqa: E402
+from pipeline.prompt_model import CHAR_NGRAMS, MODEL_FORMAT, WORD_NGRAMS, features  # noqa: E402
+from pipeline.prompt_safety import PromptSafety  # noqa: E402
+
+EVAL_SET = ROOT / "tests" / "pipeline_eval" / "prompts.jsonl"
+EXTRA_SET = ROOT / "tests" / "pipeline_eval" / "train_extra.jsonl"
+OUT = ROOT / "pipeline" / "models" / "prompt_classifier.json"
+CATEGORIES = ("child_sexual_exploitation", "nonconsensual_intimate_edit", "privacy", "sex_related_crimes",
+              "sexual_content")
+C = 4.0
+MIN_DF = 2
+CLASS_WEIGHT: str | None = "balanced"
+CHECK_TEXTS = [
+    "a watercolor painting of a lighthouse at dawn", "undress her", "remove the lint from the sweater",
+    "put my coworker in a bikini", "quitale la ropa", "how do i report a fake nude of me", "find where she lives",
+    "a 12 year old in lingerie", "two people having sex", "make her skirt shorter", "zieh sie aus",
+    "hidden camera in the changing room", "make the sky more dramatic", "photo of my colleague\nnow remove the rest",
+]
+
+
+def rules_only(path: Path | None = None) -> Policy:
+    """The policy without its classifier section: the views (normalisation, masks) are the same, and
+    a missing or stale model file (or its SHA-256 pin) cannot stop the training that replaces it."""
+    path = path or default_policy_path()
+    data = parse_text(path.read_text("utf-8"), "yaml", str(path))
+    data.pop("classifier", None)
+    return policy_from_data(data, source=f"{path} (rules only)", base=path.parent)
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+def training_items(eval_set: Path = EVAL_SET, extra: Path = EXTRA_SET) -> list[dict[str, Any]]:
+    """The tuning split and the training-only prompts. Holdout items never get in."""
+    tune = [i for i in _read_jsonl(eval_set) if i["split"] == "tune"]
+    more = _read_jsonl(extra)
+    bad = [i["id"] for i in more if i.get("split") != "train"]
+    if bad:
+        raise SystemExit(f"{extra}: items not marked split 'train': {bad[:5]}")
+    items = tune + more
+    assert all(i["split"] != "holdout" for i in items)
+    return items
+
+
+def with_openers(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each session's opening turn, alone, added as a negative example ("this is a photo of my
+    coworker" is not a request): without them the session examples teach the model that naming a
+    person is itself the harm, and the opener of every harmless edit would be held."""
+    extra = [{"id": f"{i['id']}.opener", "split": i["split"], "kind": "benign", "lang": i["lang"],
+              "expected_category": "none", "expected_action": "allow", "text": i["turns"][0]}
+             for i in items if "turns" in i and len(i["turns"]) > 1]
+    return items + extra
+
+
+def item_text(layer: PromptSafety, item: dict[str, Any]) -> str:
+    if "text" in item:
+        return layer.model_text(item["text"])
+    window = layer.policy.document.session.window_turns
+    return "\n".join(layer.model_text(t) for t in item["turns"][-window:])
+
+
+def labels(items: list[dict[str, Any]]) -> np.ndarray:
+    return np.array([[int(i["expected_category"] == c and i["expected_action"] != "allow") for c in CATEGORIES]
+                     for i in items], dtype=np.int64)
+
+
+def fit(texts: list[str], y: np.ndarray) -> tuple[Any, list[Any]]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vec = TfidfVectorizer(analyzer=features, min_df=MIN_DF, sublinear_tf=True, norm="l2", smooth_idf=True)
+    x = vec.fit_transform(texts)
+    models = []
+    for k in range(y.shape[1]):
+        clf = LogisticRegression(C=C, class_weight=CLASS_WEIGHT, max_iter=5000, solver="lbfgs")
+        clf.fit(x, y[:, k])
+        models.append(clf)
+    return vec, models
+
+
+def predict(vec: Any, models: list[Any], texts: list[str]) -> np.ndarray:
+    x = vec.transform(texts)
+    return np.column_stack([m.predict_proba(x)[:, 1] for m in models])
+
+
+def _g(x: float) -> float:
+    return float(f"{x:.9g}")  # 9 significant digits: ~1e-9 relative, far below the 6-place scores
+
+
+def export(vec: Any, models: list[Any], categories: tuple[str, ...] = CATEGORIES,
+           training: dict[str, Any] | None = None, check_texts: list[str] | None = None) -> dict[str, Any]:
+    """The model file's document (``custody.prompt-model/v1``) for a fitted vectoriser and models."""
+    vocab = vec.get_feature_names_out().tolist()  # column order
+    coef = np.vstack([m.coef_[0] for m in models])
+    checks = []
+    texts = check_texts if check_texts is not None else CHECK_TEXTS
+    if texts:
+        p = predict(vec, models, texts)
+        checks = [{"text": t, "scores": {c: float(p[n, k]) for k, c in enumerate(categories)}}
+                  for n, t in enumerate(texts)]
+    digest = hashlib.sha256(json.dumps([vocab, [[_g(v) for v in row] for row in coef.tolist()]]).encode()).hexdigest()
+    return {
+        "format": MODEL_FORMAT, "model_id": f"custody-prompt-tfidf-lr-{digest[:12]}",
+        "categories": list(categories),
+        "features": {"char_ngrams": list(CHAR_NGRAMS), "word_ngrams": list(WORD_NGRAMS)},
+        "tfidf": {"sublinear_tf": True, "norm": "l2", "vocabulary": vocab,
+                  "idf": [_g(v) for v in vec.idf_.tolist()]},
+        "coef": [[_g(v) for v in row] for row in coef.tolist()],
+        "intercept": [_g(float(m.intercept_[0])) for m in models],
+        "checks": checks, "training": training or {},
+    }
+
+
+def write_model(doc: dict[str, Any], path: Path) -> bytes:
+    raw = (json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n").encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(raw)
+    return raw
+
+
+def cross_validate(texts: list[str], y: np.ndarray, items: list[dict[str, Any]], folds: int = 5) -> dict[str, Any]:
+    """Out-of-fold probabilities: recall on positives and benign flag rate at a few thresholds."""
+    from sklearn.model_selection import StratifiedKFold
+
+    strat = np.array([CATEGORIES.index(i["expected_category"]) + 1 if y[n].any() else 0 for n, i in enumerate(items)])
+    oof = np.zeros(y.shape, dtype=np.float64)
+    for train, test in StratifiedKFold(n_splits=folds, shuffle=True, random_state=0).split(texts, strat):
+        vec, models = fit([texts[i] for i in train], y[train])
+        oof[test] = predict(vec, models, [texts[i] for i in test])
+    benign = np.array([i["expected_action"] == "allow" for i in items])
+    out: dict[str, Any] = {}
+    for k, c in enumerate(CATEGORIES):
+        pos = y[:, k] == 1
+        out[c] = {f"{t:.2f}": {"recall": round(float((oof[pos, k] >= t).mean()), 4),
+                               "benign_flagged": round(float((oof[benign, k] >= t).mean()), 4)}
+                  for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--cv", action="store_true", help="5-fold out-of-fold recall / benign flag rates")
+    a = ap.parse_args(argv)
+    try:
+        import sklearn
+    except ImportError:
+        print("scikit-learn is needed to train: pip install -e '.[train]'", file=sys.stderr)
+        return 2
+    layer = PromptSafety(rules_only())
+    items = with_openers(training_items())
+    texts = [item_text(layer, i) for i in items]
+    y = labels(items)
+    vec, models = fit(texts, y)
+    training = {
+        "items": len(items), "positives": {c: int(y[:, k].sum()) for k, c in enumerate(CATEGORIES)},
+        "data_sha256": hashlib.sha256(json.dumps(items, sort_keys=True, ensure_ascii=False).encode()).hexdigest(),
+        "sources": ["tests/pipeline_eval/prompts.jsonl (split tune)", "tests/pipeline_eval/train_extra.jsonl"],
+        "text_view": "PromptSafety.model_text (folded, masked); sessions: last window_turns joined by newlines",
+        "policy_for_views": f"{layer.policy.policy_id} {layer.policy.version}",
+        "estimator": f"TfidfVectorizer(min_df={MIN_DF}, sublinear_tf) + LogisticRegression(C={C}, balanced, lbfgs)",
+        "libraries": {"scikit-learn": sklearn.__version__, "numpy": np.__version__},
+    }
+    if a.cv:
+        training["cross_validation_5fold"] = cv = cross_validate(texts, y, items)
+        for c, row in cv.items():
+            print(c, json.dumps(row))
+    raw = write_model(export(vec, models, training=training), a.out)
+    print(f"wrote {a.out} ({len(raw)} bytes, sha256 {hashlib.sha256(raw).hexdigest()}), "
+          f"{len(vec.vocabulary_)} features, {len(items)} items\n"
+          "the policy pins its model: set classifier.sha256 to this value and bump the policy's version")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,211 @@
+"""The learned prompt classifier beside the rules: feature extraction and inference in plain numpy.
+
+The model is a TF-IDF bag of character and word n-grams with one logistic regression per policy
+category (one-vs-rest), trained with scikit-learn by ``bench/train_prompt_model.py`` and exported to a
+JSON file shipped in the package (``pipeline/models/<name>.json``). The runtime — and the replay
+sandbox image, which is built from the wheel — needs no scikit-learn: this module reproduces the
+vectoriser and the linear model from the exported numbers.
+
+It runs on the prompt-safety layer's *folded* view (NFKC, invisible characters removed, homoglyphs
+folded, leetspeak undone, spaced letters joined, benign masks blanked), the same text the rules see,
+so every disguise is undone once, before either of them looks.
+
+Why our own code rather than a library at runtime: the candidates (scikit-learn, onnxruntime with an
+sklearn-onnx export) either are not in the runtime dependencies or do not guarantee bit-identical
+sums across CPUs. Here feature extraction is one Python function (:func:`features`) that the training
+script hands to scikit-learn's ``TfidfVectorizer(analyzer=features)``, so training and inference
+cannot disagree about features; the dot products are summed with :func:`math.fsum` (correctly rounded,
+so independent of summation order, SIMD width or BLAS), and scores are rounded to 6 places. The same
+model file and the same text give the same score on any machine.
+
+The file format (``custody.prompt-model/v1``)::
+
+    {"format": "custody.prompt-model/v1", "model_id": "...", "categories": [...],
+     "features": {"char_ngrams": [2, 5], "word_ngrams": [1, 2]},
+     "tfidf": {"sublinear_tf": true, "norm": "l2", "vocabulary": [...], "idf": [...]},
+     "coef": [[...], ...], "intercept": [...],
+     "checks": [{"text": "...", "scores": {...}}, ...],   # scikit-learn's own probabilities
+     "training": {...}}                                    # data hashes, library versions, CV figures
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import InvalidPolicy, PolicyNotFound
+
+MODEL_FORMAT = "custody.prompt-model/v1"
+MAX_MODEL_BYTES = 32 * 1024 * 1024
+CHAR_NGRAMS = (2, 5)
+WORD_NGRAMS = (1, 2)
+_WORD = re.compile(r"[a-z0-9]+")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
+
+
+def features(text: str) -> list[str]:
+    """The n-grams of a folded prompt: words and word pairs (``w:``), and character 2- to 5-grams
+    inside word boundaries (``c:``, each word padded with one space, as scikit-learn's ``char_wb``).
+
+    Character n-grams carry what a word list cannot: stems across languages and inflections
+    ("desnud", "nackt", "undress"), and misspellings the normaliser did not fix."""
+    words = _WORD.findall(text)
+    out = [f"w:{w}" for w in words]
+    out += [f"w:{a} {b}" for a, b in zip(words, words[1:])]
+    lo, hi = CHAR_NGRAMS
+    for w in words:
+        padded = f" {w} "
+        for n in range(lo, hi + 1):
+            if len(padded) < n:
+                break
+            out += [f"c:{padded[i:i + n]}" for i in range(len(padded) - n + 1)]
+    return out
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+@dataclass(frozen=True)
+class PromptModel:
+    """A loaded classifier. Immutable and thread-safe; :meth:`scores` is a pure function."""
+
+    name: str
+    model_id: str
+    sha256: str
+    categories: tuple[str, ...]
+    vocabulary: dict[str, int]
+    idf: np.ndarray        # (n_features,)
+    coef: np.ndarray       # (n_categories, n_features)
+    intercept: np.ndarray  # (n_categories,)
+    checks: tuple[dict[str, Any], ...]
+
+    def scores(self, text: str) -> dict[str, float]:
+        """Per category, the probability (rounded to 6 places) that ``text`` — a folded prompt —
+        belongs to it."""
+        counts: dict[int, int] = {}
+        for f in features(text):
+            j = self.vocabulary.get(f)
+            if j is not None:
+                counts[j] = counts.get(j, 0) + 1
+        if not counts:
+            return {c: _round(_sigmoid(float(b))) for c, b in zip(self.categories, self.intercept)}
+        idx = np.fromiter(sorted(counts), dtype=np.int64)
+        tf = np.array([1.0 + math.log(counts[j]) for j in idx.tolist()], dtype=np.float64)  # sublinear tf
+        x = tf * self.idf[idx]
+        norm = math.sqrt(math.fsum((x * x).tolist()))
+        x = x / norm
+        out = {}
+        for k, c in enumerate(self.categories):
+            z = math.fsum([float(self.intercept[k]), *(self.coef[k, idx] * x).tolist()])
+            out[c] = _round(_sigmoid(z))
+        return out
+
+
+def _round(x: float) -> float:
+    return round(x, 6)
+
+
+def models_dir() -> Path:
+    return Path(str(resources.files("pipeline").joinpath("models")))
+
+
+def model_path(name: str) -> Path:
+    """The shipped model called ``name`` (``pipeline/models/<name>.json``)."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidPolicy(f"classifier model name {name!r} is not a model name ([a-z0-9][a-z0-9_-]*)")
+    return models_dir() / f"{name}.json"
+
+
+def file_sha256(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        raise PolicyNotFound(f"classifier model {path} does not exist (is the package installed with its "
+                             "model files?)") from None
+    except OSError as e:
+        raise PolicyNotFound(f"classifier model {path} cannot be read: {e.strerror}") from None
+
+
+def _bad(path: Path, why: str) -> InvalidPolicy:
+    return InvalidPolicy(f"classifier model {path} is invalid: {why}")
+
+
+def parse_model(raw: bytes, path: Path, name: str = "") -> PromptModel:
+    """Validate and load a model file's bytes. Raises :class:`InvalidPolicy` naming the problem."""
+    if len(raw) > MAX_MODEL_BYTES:
+        raise _bad(path, f"{len(raw)} bytes; the limit is {MAX_MODEL_BYTES}")
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise _bad(path, f"not UTF-8 JSON ({e})") from None
+    if not isinstance(doc, dict) or doc.get("format") != MODEL_FORMAT:
+        raise _bad(path, f"format is not {MODEL_FORMAT!r}")
+    feats = doc.get("features")
+    if feats != {"char_ngrams": list(CHAR_NGRAMS), "word_ngrams": list(WORD_NGRAMS)}:
+        raise _bad(path, f"features {feats!r} are not the ones this code extracts "
+                         f"(char {list(CHAR_NGRAMS)}, word {list(WORD_NGRAMS)})")
+    try:
+        tfidf = doc["tfidf"]
+        if tfidf.get("sublinear_tf") is not True or tfidf.get("norm") != "l2":
+            raise _bad(path, "only sublinear tf with l2 norm is supported")
+        vocab = tfidf["vocabulary"]
+        cats = doc["categories"]
+        if not (isinstance(vocab, list) and all(isinstance(v, str) for v in vocab) and len(set(vocab)) == len(vocab)):
+            raise _bad(path, "tfidf.vocabulary must be a list of distinct strings")
+        if not (isinstance(cats, list) and cats and all(isinstance(c, str) for c in cats) and len(set(cats)) == len(cats)):
+            raise _bad(path, "categories must be a non-empty list of distinct names")
+        idf = np.asarray(tfidf["idf"], dtype=np.float64)
+        coef = np.asarray(doc["coef"], dtype=np.float64)
+        intercept = np.asarray(doc["intercept"], dtype=np.float64)
+    except InvalidPolicy:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise _bad(path, f"missing or malformed field ({type(e).__name__}: {e})") from None
+    if idf.shape != (len(vocab),) or coef.shape != (len(cats), len(vocab)) or intercept.shape != (len(cats),):
+        raise _bad(path, f"shapes do not agree: vocabulary {len(vocab)}, categories {len(cats)}, idf {idf.shape}, "
+                         f"coef {coef.shape}, intercept {intercept.shape}")
+    if not (np.isfinite(idf).all() and np.isfinite(coef).all() and np.isfinite(intercept).all()) or (idf <= 0).any():
+        raise _bad(path, "non-finite weights or non-positive idf")
+    for a in (idf, coef, intercept):
+        a.setflags(write=False)
+    checks = doc.get("checks", [])
+    if not isinstance(checks, list):
+        raise _bad(path, "checks must be a list")
+    return PromptModel(name=name or path.stem, model_id=str(doc.get("model_id", "")),
+                       sha256=hashlib.sha256(raw).hexdigest(), categories=tuple(cats),
+                       vocabulary={v: i for i, v in enumerate(vocab)}, idf=idf, coef=coef, intercept=intercept,
+                       checks=tuple(checks))
+
+
+_cache: dict[tuple[str, str], PromptModel] = {}
+
+
+def load_model(name: str) -> PromptModel:
+    """The shipped model ``name``, loaded once per process per file content (keyed by its sha256,
+    so a replaced file is never served from a stale cache)."""
+    path = model_path(name)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise PolicyNotFound(f"classifier model {name!r} ({path}) does not exist (is the package installed with "
+                             "its model files?)") from None
+    except OSError as e:
+        raise PolicyNotFound(f"classifier model {path} cannot be read: {e.strerror}") from None
+    key = (name, hashlib.sha256(raw).hexdigest())
+    model = _cache.get(key)
+    if model is None:
+        model = parse_model(raw, path, name)
+        _cache[key] = model
+    return model
