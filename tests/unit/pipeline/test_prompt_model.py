@@ -1,0 +1,168 @@
+"""The learned prompt classifier: numpy inference against scikit-learn, determinism, the model's
+identity in the stage version and the policy, and what a broken model file does."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline import prompt_model
+from pipeline.errors import InvalidPolicy, PolicyNotFound
+from pipeline.policy import default_policy, policy_from_data
+from pipeline.prompt_model import features, load_model, model_path, parse_model
+from pipeline.prompt_safety import DEFAULT_MODEL, PromptSafety, check, stage_version
+
+ROOT = Path(__file__).resolve().parents[3]
+NCE = "nonconsensual_intimate_edit"
+
+
+def _train_module():
+    spec = importlib.util.spec_from_file_location("train_prompt_model", ROOT / "bench" / "train_prompt_model.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_features_are_words_pairs_and_char_ngrams() -> None:
+    f = features("undress her")
+    assert f[:3] == ["w:undress", "w:her", "w:undress her"]
+    assert "c: u" in f and "c:undres" not in f and "c:ndres" in f and "c:dress" in f and "c:er " in f
+    assert features("") == []
+
+
+def test_shipped_model_matches_scikit_learn_probabilities_recorded_at_training() -> None:
+    """The model file carries scikit-learn's own predict_proba on sample texts; the numpy
+    inference must reproduce them (no scikit-learn needed for this check)."""
+    model = load_model(DEFAULT_MODEL)
+    assert len(model.checks) >= 10
+    for c in model.checks:
+        got = model.scores(c["text"])
+        for cat, want in c["scores"].items():
+            assert got[cat] == pytest.approx(want, abs=2e-6), (c["text"], cat)
+
+
+def test_numpy_inference_matches_a_freshly_trained_scikit_learn_model(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    train = _train_module()
+    texts = ["undress her", "remove her clothes", "a red car", "a lighthouse at dawn", "put her in a bikini",
+             "make the sky blue", "hidden camera in the shower", "film her in the changing room", "a cat on a sofa",
+             "the capital of france", "nude photo of my coworker", "brighten this photo"]
+    y = np.array([[1, 0], [1, 0], [0, 0], [0, 0], [1, 0], [0, 0], [0, 1], [0, 1], [0, 0], [0, 0], [1, 0], [0, 0]])
+    vec, models = train.fit(texts, y)
+    doc = train.export(vec, models, categories=(NCE, "sex_related_crimes"), check_texts=[])
+    path = tmp_path / "m.json"
+    train.write_model(doc, path)
+    model = parse_model(path.read_bytes(), path)
+    sample = texts + ["take off her top", "a camera in the bathroom", "something unseen entirely", "her her her"]
+    want = train.predict(vec, models, sample)
+    for n, t in enumerate(sample):
+        got = model.scores(t)
+        assert got[NCE] == pytest.approx(want[n, 0], abs=2e-6), t
+        assert got["sex_related_crimes"] == pytest.approx(want[n, 1], abs=2e-6), t
+
+
+def test_training_never_sees_the_holdout() -> None:
+    train = _train_module()
+    items = train.training_items()
+    assert items and all(i["split"] in ("tune", "train") for i in items)
+    holdout = {json.loads(line)["id"] for line in (ROOT / "tests" / "pipeline_eval" / "prompts.jsonl").read_text().splitlines()
+               if line.strip() and json.loads(line)["split"] == "holdout"}
+    assert holdout and not holdout & {i["id"] for i in items}
+
+
+def test_scores_are_deterministic_across_processes_and_hash_seeds() -> None:
+    code = ("import json; from pipeline.prompt_model import load_model as l; m = l('prompt_classifier');"
+            "print(json.dumps([m.scores(t) for t in ['undress her', 'a red car', 'zieh sie aus', 'photo of my coworker\\n"
+            "now remove the rest']], sort_keys=True))")
+    outs = {subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": s},
+                           capture_output=True, text=True, check=True).stdout for s in ("1", "77")}
+    assert len(outs) == 1
+    model = load_model(DEFAULT_MODEL)
+    assert json.loads(outs.pop())[0] == model.scores("undress her")
+
+
+def test_decisions_carry_model_scores_and_signals() -> None:
+    d = check("photoshop the girl from my class so she is wearing nothing", "edit")
+    model = load_model(DEFAULT_MODEL)
+    assert d.model == f"{DEFAULT_MODEL}@sha256:{model.sha256}"
+    assert model.sha256 in d.stage_version
+    nce = {c.category: c for c in d.categories}[NCE]
+    assert nce.model_score is not None and 0.0 <= nce.model_score <= 1.0
+    assert nce.turn_risk == max(nce.rule_risk, nce.model_risk)
+    for s in d.model_signals:
+        assert s.score >= s.threshold and s.level in ("hold", "block")
+    json.dumps(d.to_dict())
+
+
+def test_the_model_only_adds_risk_never_removes_it() -> None:
+    """Same rules with and without the classifier: every category's risk with it is at least the
+    rules-only risk."""
+    doc = json.loads(default_policy().canonical_json)
+    rules_only = PromptSafety(policy_from_data({k: v for k, v in doc.items() if k != "classifier"}))
+    both = PromptSafety(default_policy())
+    for t in ("undress her", "make her outfit skimpier", "a red car", "track where my ex lives", "zieh sie aus"):
+        a, b = rules_only.check(t, "chat"), both.check(t, "chat")
+        assert all(b.risk[c] >= a.risk[c] for c in a.risk), t
+        assert a.model is None and a.model_signals == () and "prompt-model/none" in a.stage_version
+
+
+def test_stage_version_changes_when_the_model_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shipped = model_path(DEFAULT_MODEL)
+    doc = json.loads(shipped.read_text("utf-8"))
+    doc["intercept"][0] += 0.5
+    changed = tmp_path / f"{DEFAULT_MODEL}.json"
+    changed.write_text(json.dumps(doc))
+    assert stage_version() != stage_version(changed)
+    assert stage_version(shipped) == stage_version() and stage_version(None).endswith("prompt-model/none")
+    # a policy pins its model: the shipped policy refuses a different file under the same name ...
+    monkeypatch.setattr(prompt_model, "models_dir", lambda: tmp_path)
+    with pytest.raises(InvalidPolicy, match="classifier.sha256"):
+        PromptSafety(default_policy())
+    # ... and a policy pinning the new file names it in every decision
+    pdoc = json.loads(default_policy().canonical_json)
+    pdoc["classifier"]["sha256"] = load_model(DEFAULT_MODEL).sha256
+    d = PromptSafety(policy_from_data(pdoc)).check("a red car", "chat")
+    assert d.stage_version == stage_version(changed) != stage_version(shipped)
+
+
+@pytest.mark.parametrize("mutate, match", [
+    (lambda d: d.update(format="x"), "format"),
+    (lambda d: d["tfidf"].update(idf=d["tfidf"]["idf"][:-1]), "shapes"),
+    (lambda d: d.update(intercept=[float("nan")] * len(d["intercept"])), "non-finite|malformed"),
+    (lambda d: d.update(features={"char_ngrams": [1, 3], "word_ngrams": [1, 2]}), "features"),
+    (lambda d: d.pop("coef"), "missing or malformed"),
+])
+def test_a_broken_model_file_is_a_clear_error(tmp_path: Path, mutate, match: str) -> None:
+    doc = json.loads(model_path(DEFAULT_MODEL).read_text("utf-8"))
+    mutate(doc)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(InvalidPolicy, match=match):
+        parse_model(path.read_bytes(), path)
+    with pytest.raises(InvalidPolicy, match="not UTF-8 JSON"):
+        parse_model(b"\xff{", path)
+
+
+def test_a_missing_or_unnamed_model_is_a_clear_error() -> None:
+    with pytest.raises(PolicyNotFound, match="does not exist"):
+        load_model("no-such-model")
+    with pytest.raises(InvalidPolicy, match="not a model name"):
+        load_model("../etc/passwd")
+    doc = json.loads(default_policy().canonical_json)
+    doc["classifier"]["categories"] = {"child_sexual_exploitation": {"hold_at": 0.5}}
+    with pytest.raises(InvalidPolicy, match="no hold_at"):
+        policy_from_data(doc)
+
+
+def test_the_model_ships_as_package_data() -> None:
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert '"models/*.json"' in pyproject
+    assert model_path(DEFAULT_MODEL).is_file()
