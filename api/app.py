@@ -26,6 +26,9 @@ Endpoints (all under ``/v1``; the OpenAPI document is at ``/openapi.json``, docs
 ``POST /tokens/{name}/revoke``
 ``POST /bundles``                          export a case's evidence bundle, as a job (202)
 ``GET  /jobs/{id}``, ``GET /bundles/{id}``  the job's state; the finished zip (``api.bundles``)
+``GET  /review/queue``, ``POST /review/{id}/decision``, ``GET /review/sla``
+                                           the human review queue and the SLA report
+                                           (``api.review_routes``)
 =========================================  ===============================================
 
 (*) Reads of evidence. The caller must say why, in two headers: ``X-Custody-Case`` (a case id,
@@ -64,6 +67,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.bundles import JobRunner, bundle_dir_for, bundle_router
+from api.review_routes import review_router
 from api.auth import Role, allow, api_routes, check_route_auth, route_guard
 from api.composition import open_gateway, open_ledger
 from api.generations import generation_router
@@ -780,6 +784,7 @@ def create_app(settings: Settings, api: ApiSettings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(bundle_router(ledger, jobs, bundle_dir_for(settings.data_dir), _responses))
     app.include_router(generation_router(open_gateway(settings, ledger), _responses))
+    app.include_router(review_router(_responses))
     require_role_rules(app)
     app.add_exception_handler(CustodyError, custody_error)
     app.add_exception_handler(PipelineError, custody_error)

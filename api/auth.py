@@ -4,9 +4,9 @@ Every route declares its roles with ``Depends(allow(...))``; that one object bot
 rule and describes it (``route_roles`` finds it, the OpenAPI document lists it as
 ``x-custody-roles``, and ``create_app`` refuses to build an app with a route that has none).
 
-=====================================  =======  ============  =====  =======  =====
-operation                              service  investigator  legal  auditor  admin
-=====================================  =======  ============  =====  =======  =====
+=====================================  =======  ============  =====  =======  =====  ========
+operation                              service  investigator  legal  auditor  admin  reviewer
+=====================================  =======  ============  =====  =======  =====  ========
 POST /v1/records (append)                 ✓
 GET  /v1/records/{id} (body; logged)                  ✓
 GET  /v1/records/{id}/trace (logged)                  ✓
@@ -20,7 +20,10 @@ POST /v1/erasures                                                ✓
 POST /v1/bundles, GET /v1/jobs/{id},                             ✓
 GET /v1/bundles/{id} (own jobs only; the export is logged)
 POST/GET /v1/tokens, …/revoke                                                     ✓
-=====================================  =======  ============  =====  =======  =====
+GET  /v1/review/queue (logged)                                                          ✓
+POST /v1/review/{id}/decision                                                           ✓
+GET  /v1/review/sla                                                     ✓               ✓
+=====================================  =======  ============  =====  =======  =====  ========
 
 Why these overlaps:
 
@@ -30,6 +33,10 @@ Why these overlaps:
   over time (auditors, and investigators and legal checking two checkpoints they hold).
 * Record bodies and traces are evidence: only investigators read them, and every such read
   appends an ``access`` record (see ``api.app``). Auditors check the log without reading it.
+* Reviewers (trust-and-safety moderators) work the review queue and nothing else: reading it
+  shows held items and their risk and categories, so it is logged like any read of evidence; a
+  decision names the token as the reviewer. The SLA report holds record ids and timings, no
+  content: auditors check the process with it, reviewers (their leads) watch their own backlog.
 * Admin manages tokens and nothing else: an admin token cannot read evidence or append;
   whoever wants to, issues a token with that role, which leaves its name in every access record.
 

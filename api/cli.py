@@ -30,8 +30,10 @@ pipeline_app = typer.Typer(no_args_is_help=True, help="The safety pipeline.")
 policy_app = typer.Typer(no_args_is_help=True, help="Content policy documents.")
 sandbox_app = typer.Typer(no_args_is_help=True, help="The replay sandbox's container image.")
 hold_app = typer.Typer(no_args_is_help=True, help="Legal holds on a subject.")
+review_app = typer.Typer(no_args_is_help=True, help="The human review queue and the SLA report.")
 app.add_typer(prove_app, name="prove")
 app.add_typer(hold_app, name="hold")
+app.add_typer(review_app, name="review")
 app.add_typer(token_app, name="token")
 app.add_typer(pipeline_app, name="pipeline")
 pipeline_app.add_typer(policy_app, name="policy")
@@ -289,7 +291,7 @@ def serve(data_dir: DataDir = None, host: Annotated[str, typer.Option(help="Addr
 
 
 @token_app.command("create")
-def token_create(role: Annotated[str, typer.Option("--role", help="service, investigator, legal, auditor or admin")],
+def token_create(role: Annotated[str, typer.Option("--role", help="service, investigator, legal, auditor, admin or reviewer")],
                  name: Annotated[str, typer.Option("--name", help="Who holds it (the actor in access records).")],
                  data_dir: DataDir = None, as_json: Json = False) -> None:
     """Issue an API token (shown once; stored only as a hash)."""
@@ -434,6 +436,70 @@ def replay_cmd(target: Annotated[str, typer.Argument(metavar="RECORD_ID | show",
         _emit(d, as_json, _replay_human(d))
         raise
     _emit(d, as_json, _replay_human(d))
+
+
+@review_app.command("queue")
+def review_queue(limit: Annotated[int, typer.Option(help="Items per page (1-1000).")] = 50,
+                 after: Annotated[int | None, typer.Option(help="`next_after` of the previous page.")] = None,
+                 data_dir: DataDir = None, as_json: Json = False) -> None:
+    """Items waiting for human review (held, not yet decided), oldest first."""
+    from ledger.review import ReviewQueue, hours
+
+    page = ReviewQueue(_ledger(data_dir)).pending(limit=limit, after=after)
+    if as_json:
+        _emit(page, True)
+        return
+    table = Table("item", "kind", "held at", "waiting", "risk", "categories", "hold", "escalated",
+                  title=f"review queue as of {page['as_of']}")
+    for i in page["items"]:
+        table.add_row(str(i["item"]), i["item_kind"], i["held_at"], hours(i["age_seconds"]),
+                      "" if i["risk"] is None else f"{i['risk']:.2f}", ", ".join(i["categories"]),
+                      str(i["latest_decision"]), ", ".join(map(str, i["escalations"])))
+    out.print(table if page["items"] else "no items wait for review")
+    if page["next_after"] is not None:
+        out.print(f"more: custody review queue --after {page['next_after']}")
+
+
+@review_app.command("decide")
+def review_decide(item: Annotated[int, typer.Argument(metavar="ITEM", help="The held artifact or prompt.")],
+                  action: Annotated[str, typer.Option(help="approve, remove or escalate.")],
+                  reason: Annotated[str, typer.Option(help="Why (recorded).")],
+                  reviewer: Annotated[str, typer.Option(help="Who decides (recorded).")],
+                  data_dir: DataDir = None, as_json: Json = False) -> None:
+    """Record a reviewer's decision on a held item (a review_decision linked to the item and its hold)."""
+    from ledger.review import ReviewQueue
+
+    d = ReviewQueue(_ledger(data_dir)).decide(item, reviewer=reviewer, action=action, reason=reason)
+    note = (" (still waiting: escalated)" if d["pending"] else "") + \
+        ("\npublished: enforcement must take it down (a distribution takedown record)" if d["takedown_required"] else "")
+    _emit(d, as_json, f"review_decision {d['id']}: {action} item {item} (resolves hold {d['resolves']}){note}")
+
+
+@review_app.command("sla")
+def review_sla(since: Annotated[str | None, typer.Option(help="Window start (RFC 3339).")] = None,
+               until: Annotated[str | None, typer.Option(help="Window end and point of view (default: now).")] = None,
+               hold_threshold: Annotated[float | None, typer.Option(help="Also count allowed items with at least "
+                                                                        "this risk as high-risk.")] = None,
+               data_dir: DataDir = None, as_json: Json = False) -> None:
+    """The SLA report: hold within 60 s, review median < 1 h and p95 < 4 h, takedown within 24 h."""
+    from ledger.review import ReviewQueue, hours
+
+    rep = ReviewQueue(_ledger(data_dir)).sla_report(since, until, hold_threshold=hold_threshold)
+    if as_json:
+        _emit(rep, True)
+        return
+    table = Table("SLO", "target", "n", "measured", "met", "breaching",
+                  title=f"SLA report {rep['since'] or 'start'} .. {rep['until']} (ledger_time)")
+    for name, slo in rep["slos"].items():
+        v = slo["value"]
+        if name == "human_review":
+            measured = f"median {hours(v['median_seconds'])}, p95 {hours(v['p95_seconds'])} ({v['pending']} pending)"
+        else:
+            measured = "-" if v["share_within"] is None else f"{v['share_within']:.1%} within"
+        met = {True: "[green]yes[/]", False: "[red]NO[/]", None: "n/a"}[slo["met"]]
+        ids = ", ".join(str(b["item"]) for b in slo["breaching"][:10]) + (" …" if slo["breaching_total"] > 10 else "")
+        table.add_row(name, slo["target"], str(slo["n"]), measured, met, ids)
+    out.print(table)
 
 
 @app.command()

@@ -43,6 +43,7 @@ class Role(StrEnum):
     LEGAL = "legal"
     AUDITOR = "auditor"
     ADMIN = "admin"
+    REVIEWER = "reviewer"  # trust-and-safety moderators: the review queue (api.review_routes)
 
 
 @dataclass(frozen=True)

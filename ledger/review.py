@@ -76,10 +76,16 @@ def parse_time(value: str | datetime, what: str) -> datetime:
         try:
             dt = datetime.fromisoformat(value.strip().replace("z", "Z"))
         except ValueError:
-            raise InvalidInput(f"{what}: {value!r} is not an RFC 3339 time, e.g. 2025-12-30T10:00:00Z") from None
+            raise InvalidInput(f"{what}: {value[:60]!r} is not an RFC 3339 time, e.g. 2025-12-30T10:00:00Z") from None
     if dt.tzinfo is None:
         raise InvalidInput(f"{what}: give a time zone (e.g. a trailing Z for UTC)")
-    return dt.astimezone(UTC)
+    try:
+        dt = dt.astimezone(UTC)
+    except OverflowError:
+        dt = datetime.min.replace(tzinfo=UTC)
+    if not 1970 <= dt.year <= 9999:  # ledger_time strings compare as times only with 4-digit years
+        raise InvalidInput(f"{what}: {dt.isoformat()} is outside the years 1970-9999")
+    return dt
 
 
 def ledger_format(dt: datetime) -> str:

@@ -22,15 +22,17 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from api.app import create_app, router
+from api.app import _responses, create_app, router
 from api.auth import api_routes
+from api.review_routes import review_router
 from api.sample import sample_incident
 from api.settings import Settings
 from ledger.service import Ledger
 from tests.unit.api.app_fixtures import tokens_fixture  # noqa: F401
 
 EXAMPLES_PER_OPERATION = 20
-OPERATIONS = sorted((m, r.path) for r in api_routes(router.routes) for m in r.methods)
+OPERATIONS = sorted((m, r.path) for r in [*api_routes(router.routes), *api_routes(review_router(_responses).routes)]
+                    for m in r.methods)
 
 
 @schemathesis.serializer("application/x-ndjson")
