@@ -380,16 +380,31 @@ def sandbox_check(image: Annotated[str, typer.Argument(help="Image tag or id.")]
 
 def _replay_human(out_d: dict[str, Any]) -> str:
     rep = out_d["report"]
-    lines = [(f"replay report [bold]{rep['status']}[/]: record {out_d.get('appended', {}).get('id', out_d.get('id'))} "
-              f"(sha256 {out_d['report_sha256']})"),
+    lines = [(f"replay report [bold]{rep['status']}[/] ({rep.get('mode', 'remoderate')}): record "
+              f"{out_d.get('appended', {}).get('id', out_d.get('id'))} (sha256 {out_d['report_sha256']})"),
              (f"backend {rep['runner'].get('backend')}" if rep["runner"] else "nothing ran")
              + (f", image {rep['runner'].get('image_id')}" if rep['runner'].get('image_id') else "")
              + (" (weaker isolation)" if rep['runner'].get('isolation', {}).get('weaker') else "")]
     for s in rep["steps"]:
-        rec = ", ".join(f"{r['action']} (decision {r['decision_record']}, {r['pipeline_version']})" for r in s["recorded"])
-        lines.append(f"prompt {s['record_id']}: recorded {rec or 'nothing'} · today {s['today'].get('action')}")
+        kind = s.get("step", "prompt")
+        if kind == "prompt":
+            rec = ", ".join(f"{r['action']} (decision {r['decision_record']}, {r['pipeline_version']})"
+                            for r in s["recorded"])
+            lines.append(f"prompt {s['record_id']}: recorded {rec or 'nothing'} · today {s['today'].get('action')}")
+        elif kind == "artifact":
+            a = s.get("a_recorded_signals") or {}
+            lines.append(f"artifact {s['record_id']}: recorded {s['recorded']['action']} "
+                         f"(decision {s['recorded']['decision_record']}) · {s['status']}"
+                         + (f" · recomputed {'identical' if a.get('agrees_with_record') else 'DIFFERENT'}"
+                            if "agrees_with_record" in a else "")
+                         + (f" · today {s['c_today'].get('action')}" if s.get("c_today") else ""))
+        else:
+            lines.append(f"generation {s['record_id']}: {s['result']}"
+                         + (f" (PDQ distance {s['pdq']['distance']})" if s.get("pdq", {}).get("distance") is not None
+                            and s["result"] != "bit_identical" else "")
+                         + (f" · quarantined {s['quarantine']}" if s.get("quarantine") else ""))
     for d in rep["differences"]:
-        lines.append(f"  difference ({d['what']}) on prompt {d['record_id']}: "
+        lines.append(f"  difference ({d['what']}) on record {d['record_id']}: "
                      f"{d['recorded']} → {d.get('today', d.get('replayed'))}")
     for f in rep["findings"]:
         lines.append(f"  {f['severity']}: {f['code']}: {f['message']}")
@@ -398,17 +413,53 @@ def _replay_human(out_d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _replay_table(steps: list[dict[str, Any]]) -> Table:
+    """One row per replayed step (prompt, artifact decision, generation), from the progress events."""
+    table = Table(title="replay steps")
+    for col in ("step", "record", "recorded", "replayed / today", "result"):
+        table.add_column(col)
+    for s in steps:
+        table.add_row(s["kind"], str(s["record_id"]), str(s.get("recorded") or "—"), str(s.get("replayed") or "—"),
+                      str(s.get("result") or ""))
+    return table
+
+
+def _replay_with_progress(run: Any) -> dict[str, Any]:
+    """Run ``run(progress)`` under a rich progress bar; print the per-step table afterwards."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    steps: list[dict[str, Any]] = []
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err_console, transient=False) as bar:
+        task = bar.add_task("gathering", total=None)
+
+        def on(ev: Any) -> None:
+            bar.update(task, description=f"{ev.phase}: {ev.message}"[:100], total=ev.total or None,
+                       completed=ev.done)
+            if ev.step:
+                steps.append(ev.step)
+
+        try:
+            return run(on)
+        finally:
+            if steps:
+                err_console.print(_replay_table(steps))
+
+
 @app.command("replay")
 def replay_cmd(target: Annotated[str, typer.Argument(metavar="RECORD_ID | show",
                                                      help="The record to replay, or 'show' followed by a report's id.")],
                report_id: Annotated[int | None, typer.Argument(metavar="[REPORT_ID]", help="With 'show'.")] = None,
-               chain: Annotated[bool, typer.Option("--chain", help="Replay every prompt in the record's chain.")] = False,
-               mode: Annotated[str, typer.Option(help="Replay mode (only 'remoderate' so far).")] = "remoderate",
+               chain: Annotated[bool, typer.Option("--chain", help="Replay every prompt, generation and artifact "
+                                                              "decision in the record's chain.")] = False,
+               mode: Annotated[str, typer.Option(help="remoderate (prompts and judged artifacts), regenerate "
+                                                       "(generations, from the recorded adapter), or both.")] = "remoderate",
                backend: Annotated[str, typer.Option(help="docker, process, or auto (docker if an engine answers).")] = "auto",
                image: Annotated[str | None, typer.Option(help="Replay image (env CUSTODY_SANDBOX_IMAGE).")] = None,
                allow_image_mismatch: Annotated[bool, typer.Option("--allow-image-mismatch")] = False,
                data_dir: DataDir = None, as_json: Json = False) -> None:
-    """Re-moderate a recorded prompt in the sandbox (`replay ID`), or check and print a report (`replay show ID`).
+    """Replay a recorded prompt, artifact or generation (or with --chain its whole trace) in the sandbox
+    (`replay ID`), or check and print a report (`replay show ID`).
 
     The evidence is checked against the latest signed checkpoint first; a refusal is recorded and exits 5."""
     from sandbox.replay import ReplayRefused, replay, show
@@ -428,9 +479,11 @@ def replay_cmd(target: Annotated[str, typer.Argument(metavar="RECORD_ID | show",
     except ValueError:
         raise InvalidInput(f"{target!r} is not a record id (or 'show')") from None
     try:
-        d = replay(ledger, record_id, data_dir=s.data_dir, chain=chain, mode=mode, backend=backend, image=image,
-                   allow_image_mismatch=allow_image_mismatch,
-                   progress=None if as_json else (lambda m: err_console.print(m, highlight=False)))
+        def run(progress: Any) -> dict[str, Any]:
+            return replay(ledger, record_id, data_dir=s.data_dir, chain=chain, mode=mode, backend=backend,
+                          image=image, allow_image_mismatch=allow_image_mismatch, progress=progress)
+
+        d = run(None) if as_json else _replay_with_progress(run)
     except ReplayRefused as err:
         d = {"report": err.report, "report_sha256": err.report_sha256, "appended": err.appended}
         _emit(d, as_json, _replay_human(d))

@@ -45,9 +45,14 @@ DEFAULT_TAG = "custody-sandbox:latest"
 BASE_REPOSITORY = "custody-sandbox-base"
 SUITE = "bookworm"
 INCLUDE = ("python3", "python3-venv", "ca-certificates")
-# What the replay worker imports (pipeline: numpy/OpenCV, policies in YAML validated by pydantic,
-# prompt normalisation). The ledger's database stack and the API's server are left out on purpose.
-WORKER_PACKAGES = ("numpy", "opencv-python-headless", "PyYAML", "pydantic", "anyascii", "confusable-homoglyphs")
+# What the replay worker imports: the prompt stage (policies in YAML validated by pydantic, prompt
+# normalisation) and the analysis stage (numpy / OpenCV, NudeNet on onnxruntime — its ONNX model ships
+# inside the nudenet wheel, nothing is downloaded at run time —, PDQ, C2PA Content Credentials, whose
+# reader needs cryptography). The ledger's database stack and the API's server are left out on purpose.
+WORKER_PACKAGES = ("numpy", "opencv-python-headless", "PyYAML", "pydantic", "anyascii", "confusable-homoglyphs",
+                   "nudenet", "onnxruntime", "pdqhash", "c2pa-python", "cryptography", "rfc8785")
+# Published without manylinux wheels: built on the host by build_wheelhouse.
+BUILT_LOCALLY = frozenset({"pdqhash"})
 SANDBOX_UID = 10001
 LABEL_PREFIX = "org.custody.sandbox"
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -190,15 +195,22 @@ def build_wheelhouse(wheelhouse: Path, *, project_dir: Path = PROJECT_DIR, packa
     _run([python, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheelhouse), str(project_dir)], log,
          "building Custody's wheel")
     reqs = _pins(packages)
+    # Packages published as source only are built into wheels here (same Debian bookworm, same CPython
+    # 3.11 ABI as the image; pip's wheel cache makes it quick after the first time).
+    local = [r for r in reqs if r.split("==")[0].lower() in BUILT_LOCALLY]
+    if local:
+        _run([python, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheelhouse), *local], log,
+             "building source-only dependencies into wheels")
+    remote = [r for r in reqs if r not in local]
     target = ["--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311",
               "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
               "--platform", "manylinux2014_x86_64", "--platform", "any"]
     offline = [python, "-m", "pip", "download", "-q", "--no-index", "--find-links", str(wheelhouse),
-               "-d", str(wheelhouse), *target, *reqs]
+               "-d", str(wheelhouse), *target, *remote]
     try:  # everything already there: no registry needed
         _run(offline, log, "pip download (offline)")
     except ImageBuildError:
-        _run([python, "-m", "pip", "download", "-q", "-d", str(wheelhouse), *target, *reqs], log,
+        _run([python, "-m", "pip", "download", "-q", "-d", str(wheelhouse), *target, *remote], log,
              "pip download of the worker's dependencies")
     return reqs
 
@@ -225,7 +237,7 @@ ENV PATH=/opt/custody/bin:/usr/local/bin:/usr/bin:/bin PYTHONDONTWRITEBYTECODE=1
     HOME=/tmp LANG=C.UTF-8
 USER %(uid)d:%(uid)d
 WORKDIR /out
-CMD ["python3", "-c", "import sandbox, numpy, cv2; print('custody sandbox ok')"]
+CMD ["python3", "-c", "import sandbox, numpy, cv2, onnxruntime, nudenet, pdqhash, c2pa; print('custody sandbox ok')"]
 """
 
 

@@ -1,46 +1,31 @@
-"""Replay mode 1: re-moderation of recorded prompts, in the sandbox, from ledger entries.
+"""Replay: re-moderation of recorded prompts and artifacts, and re-generation, in the sandbox.
 
-``replay(ledger, record_id, data_dir=…)`` does, in order:
+``replay(ledger, record_id, data_dir=…, mode=…)`` does, in order:
 
-1. **Gather.** The target must be a ``prompt`` (or, with ``chain=True``, any record: every prompt in
-   its ``trace``). For each prompt, the recorded decisions are the ``safety_decision`` records linked
-   to the prompt itself, to a ``generation`` that links to the prompt, or to an ``artifact`` of such a
-   generation; those records (and the generation / artifact between) are inputs too.
-2. **Check the evidence before anything runs.** The latest checkpoint is opened with the ledger's
-   verifiers (``open_note``) and its origin compared with the ledger's; every input's *stored bytes*
-   are hashed and ``merkle.verify_inclusion`` is run against that checkpoint's root; each link between
-   inputs must carry the verified leaf hash of its target. The prompt text comes from
-   ``ledger.reveal`` (sealed). A failed proof, a record the checkpoint does not cover, a link whose
-   leaf hash differs, an erased subject or a missing sealed text is a **finding of severity
-   "error"**, and the replay **refuses**: nothing runs.
-3. **Run** ``sandbox/worker.py`` through a runner — ``DockerRunner`` on the replay image (its ID is
-   compared with ``CUSTODY_SANDBOX_IMAGE_DIGEST`` when that is set) or ``ProcessRunner`` (weaker; the
-   report says so) — once per prompt and policy. The worker's source goes in as an input (its SHA-256
-   is in the report), so the code that ran is the code named, whatever the image was built from; the
-   pipeline library it imports is the image's (its ``stage_version`` is in the report). Policies go in
-   as their canonical JSON documents and the worker refuses one whose SHA-256 differs.
-4. **Compare** per prompt: the recorded decision(s), the replay at the recorded policy, and the replay
-   at today's policy. *Policy choice:* a recorded ``(policy_id, policy_version)`` is replayed exactly
-   only when a loadable policy has that id and version — today that is only the shipped default
-   policy. Otherwise (the sample incident's ``content-safety@2025-11`` decided by
-   ``legacy-filter-3``) the default policy is substituted, a ``recorded_policy_unavailable`` finding
-   (warning) says so, and the recorded-vs-replayed comparison is reported as a *difference*, not as a
-   disagreement. An exact-version replay that disagrees with the record is a
-   ``replay_disagrees_with_record`` finding (error). Recorded-vs-today changes are *differences*.
-5. **Report.** Canonical JSON (``ledger.records.canonical_json``), stored content-addressed as
-   ``<data dir>/replays/<sha256>.json``; a signed note over its SHA-256 by the ledger's key
-   (``<sha256>.note`` beside it, and in the record); appended as a ``replay_report`` record linked
-   to every input (``replayed`` → prompts, ``recorded_decision`` → safety decisions, ``evidence`` →
-   the rest). The report holds no prompt text: only each prompt's SHA-256, the rules that fired and
-   the scores (the worker's ``normalised_text`` and rule evidence are dropped on the host).
+1. **Gather** (:mod:`sandbox.gather`): the prompts, judged artifacts and generations the target (or,
+   with ``chain``, its whole trace) covers, as ``mode`` asks (``remoderate``: prompts and artifacts;
+   ``regenerate``: generations; ``both``), and every record they rest on.
+2. **Check the evidence before anything runs** (:mod:`sandbox.evidence_check`): every input's inclusion
+   proof against the latest signed checkpoint, links' leaf hashes, sealed prompt texts (``ledger.reveal``),
+   and every needed artifact's bytes from the evidence store against the SHA-256 its verified record
+   holds. Any **error** finding → the replay **refuses**: a ``replay_report`` with ``status: "refused"``
+   is appended (the attempt is evidence), :class:`ReplayRefused` is raised, nothing runs.
+3. **Run** ``sandbox/worker.py`` once, for every step, through a runner — ``DockerRunner`` on the replay
+   image (its ID compared with ``CUSTODY_SANDBOX_IMAGE_DIGEST`` when set) or ``ProcessRunner`` (weaker;
+   the report says so). The worker's source goes in as an input (its SHA-256 is in the report); policies
+   go in as canonical JSON documents and the worker refuses one whose SHA-256 differs; artifact bytes go
+   in as ``blobs/<sha256>``, read-only. No network; the worker writes only to its output folder.
+4. **Compare** (:mod:`sandbox.compare`): prompts and artifacts stage by stage against the recorded
+   decisions (exact when the recorded policy is in the archive, :mod:`pipeline.policy_archive`; else the
+   default policy is substituted, with a ``recorded_policy_unavailable`` warning, and a different
+   action is a *difference*, not a disagreement), and today's decision; generations as bit-identical,
+   perceptually close (PDQ) or different. Re-generated outputs go to the **quarantine** store
+   (``ledger.artifacts.quarantine_for``), content-addressed, and the report names them by SHA-256 only.
+5. **Report** (:mod:`sandbox.report`): canonical JSON, signed, appended as a ``replay_report`` linked to
+   every input. It holds no prompt text (each prompt's SHA-256 instead) and no output bytes.
 
-**Refusals are recorded.** A refused replay appends a ``replay_report`` with ``status: "refused"``
-and its findings (the attempt is itself evidence) and raises :class:`ReplayRefused` carrying it.
-Nothing else is appended and nothing runs. A record that does not exist, or a non-prompt target
-without ``chain``, is an ordinary error (``NotFound`` / ``InvalidInput``) and appends nothing.
-
-``show(ledger, report_id, data_dir=…)`` loads a ``replay_report`` back and checks the record's
-inclusion, the file's SHA-256 against the record and the note's signature and text.
+A record that does not exist, a target with nothing to replay in the mode asked, or an unknown mode is
+an ordinary error (``NotFound`` / ``InvalidInput``) and appends nothing.
 """
 
 from __future__ import annotations
@@ -52,26 +37,34 @@ import sys
 import sysconfig
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ledger import merkle
-from ledger.checkpoint import Checkpoint
+from ledger.artifacts import artifact_store_for, quarantine_for, ref_for
 from ledger.errors import CustodyError, InvalidInput, NotFound, SubjectErased, VerificationError
-from ledger.keys import open_note, sign_note
-from ledger.records import Kind, canonical_json, parse_json
-from ledger.service import LEDGER_PRODUCER, Ledger, now_rfc3339
+from ledger.records import canonical_json
+from ledger.service import Ledger, now_rfc3339
+from sandbox.compare import artifact_step, generation_step, prompt_step
+from sandbox.evidence_check import Finding, check_artifact_bytes, check_records
+from sandbox.gather import Scope, gather
+from sandbox.report import NOTE_HEADER, REPORT_TYPE, append_report, show, store_report
 from sandbox.runner import DockerRunner, Job, Limits, ProcessRunner, RunResult
 
-REPORT_TYPE = "custody.replay-report/v1"
-NOTE_HEADER = "custody.replay-report/v1"  # first line of the signed note: never a checkpoint origin
 WORKER_PATH = Path(__file__).with_name("worker.py")
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-MODES = ("remoderate",)
+MODES = ("remoderate", "regenerate", "both")
 BACKENDS = ("auto", "docker", "process")
-# The worker loads each policy it is given and runs the layer; give it room but not forever.
+# Prompt re-moderation only: policies and the prompt layer. Give it room but not forever.
 REPLAY_LIMITS = Limits(memory_mb=512, cpus=1.0, pids=64, timeout_s=60.0)
+# With artifacts or generations: NudeNet (onnxruntime, 12 MB model), OpenCV and the decoded images.
+# Measured in the image: 209 MB peak RSS analysing a 1024x1024 output with a 768x768 source; the
+# pipeline admits images up to 40 MP (120 MB as BGR, several working copies), hence 1 GiB. The
+# timeout grows with the number of steps (model load ~0.5 s, ~0.4 s per artifact at 1 MP on one CPU).
+ANALYSIS_LIMITS = Limits(memory_mb=1024, cpus=1.0, pids=64, timeout_s=60.0, fsize_mb=64,
+                         output_max_bytes=512 << 20)
+PER_STEP_S = 8.0
+MAX_TIMEOUT_S = 900.0
 
 
 class ReplayRefused(VerificationError):
@@ -87,130 +80,25 @@ class ReplayRefused(VerificationError):
 
 
 @dataclass(frozen=True)
-class Finding:
-    code: str
-    severity: str  # "error" (stops or invalidates the replay), "warning", "info"
+class Progress:
+    """One progress event for ``replay(progress=…)``: a phase, a message, and (for phases that count)
+    ``done`` of ``total``; ``step`` carries a finished step's summary (kind, record id, result)."""
+
+    phase: str  # gather | evidence | run | compare | done | refused
     message: str
-    record_id: int | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-# --- gathering and checking the evidence ---------------------------------------------------------
-
-def _prompts_and_inputs(ledger: Ledger, record_id: int, chain: bool) -> tuple[list[int], dict[int, str], dict[int, list[int]]]:
-    """(prompt ids, input id → role, prompt id → its recorded safety_decision ids)."""
-    target = ledger.get(record_id)["record"]
-    if not chain and target["kind"] != Kind.PROMPT.value:
-        raise InvalidInput(f"record {record_id} is a {target['kind']!r}, not a prompt: replay its chain "
-                           f"with --chain, or name a prompt")
-    t = ledger.trace(record_id)
-    kind = {i: n["kind"] for i, n in t.nodes.items()}
-    prompts = sorted(i for i, k in kind.items() if k == Kind.PROMPT.value) if chain else [record_id]
-    if not prompts:
-        raise InvalidInput(f"record {record_id}'s chain holds no prompt to re-moderate")
-    if t.truncated and chain:
-        raise InvalidInput(f"record {record_id}'s chain is larger than the trace limit; replay a smaller part")
-    edges = t.edges
-    roles: dict[int, str] = {}
-    decisions: dict[int, list[int]] = {}
-    for p in prompts:
-        roles[p] = "prompt"
-        reach = {p}
-        gens = {e["src"] for e in edges if e["dst"] == p and kind.get(e["src"]) == Kind.GENERATION.value}
-        arts = {e["src"] for e in edges if e["dst"] in gens and kind.get(e["src"]) == Kind.ARTIFACT.value}
-        reach |= gens | arts
-        ds = sorted({e["src"] for e in edges if e["dst"] in reach and kind.get(e["src"]) == Kind.SAFETY_DECISION.value})
-        decisions[p] = ds
-        # the generation / artifact between a decision and the prompt is evidence of the linkage
-        for d in ds:
-            roles.setdefault(d, "recorded_decision")
-            for e in edges:
-                if e["src"] == d and e["dst"] in reach and e["dst"] != p:
-                    roles.setdefault(e["dst"], "evidence")
-                    for x in edges:  # an artifact's generation
-                        if x["src"] == e["dst"] and x["dst"] in gens:
-                            roles.setdefault(x["dst"], "evidence")
-    return prompts, roles, decisions
-
-
-def _check_evidence(ledger: Ledger, roles: dict[int, str], findings: list[Finding]) -> tuple[dict[str, Any], dict[int, dict[str, Any]], list[dict[str, Any]]]:
-    """Checkpoint (opened), per-input leaf documents, and the inputs' entries for the report."""
-    cp = ledger.latest_checkpoint()
-    if cp is None:
-        raise NotFound("no checkpoint has been published yet (run `custody checkpoint`)")
-    cp_info: dict[str, Any] = {"id": cp.id, "size": cp.size, "root_hex": cp.root.hex(),
-                               "note_sha256": hashlib.sha256(cp.note.encode()).hexdigest(), "verified_by": []}
-    root = None
-    try:
-        opened = open_note(cp.note, ledger.keyring.verifiers)
-        parsed = Checkpoint.parse(opened.text)
-        if parsed.origin != ledger.config.origin:
-            raise VerificationError(f"checkpoint origin {parsed.origin!r} is not this ledger's {ledger.config.origin!r}")
-        if parsed.size != cp.size or parsed.root != cp.root:
-            raise VerificationError("the signed checkpoint text does not match the stored size / root")
-        cp_info["verified_by"] = [f"{n}+{k}" for n, k in opened.verified]
-        root = parsed.root
-    except CustodyError as err:
-        findings.append(Finding("checkpoint_unverified", "error", f"checkpoint {cp.id}: {err}"))
-    docs: dict[int, dict[str, Any]] = {}
-    leaves: dict[int, str] = {}
-    inputs = []
-    for idx in sorted(roles):
-        row: dict[str, Any] = {"id": idx, "role": roles[idx], "kind": None, "leaf_hash": None, "inclusion": "not checked"}
-        with ledger.store.read() as r:
-            e = r.entry(idx)
-        if e is None:
-            findings.append(Finding("missing_record", "error", f"record {idx} is not in the ledger", idx))
-            row["inclusion"] = "missing"
-            inputs.append(row)
-            continue
-        leaf = merkle.leaf_hash(e.data)
-        row["kind"], row["leaf_hash"] = e.kind, leaf.hex()
-        if idx >= cp.size:
-            findings.append(Finding("not_covered_by_checkpoint", "error",
-                                    f"record {idx} is not covered by checkpoint {cp.id} (size {cp.size}); "
-                                    f"publish a checkpoint first", idx))
-            row["inclusion"] = "not covered"
-        elif root is not None:
-            try:
-                p = ledger.prove_inclusion(idx, cp.size)
-                merkle.verify_inclusion(leaf, idx, cp.size, [bytes.fromhex(h) for h in p["proof"]], root)
-                row["inclusion"] = "verified"
-            except CustodyError as err:
-                findings.append(Finding("inclusion_proof_failed", "error",
-                                        f"record {idx}: its stored bytes are not the leaf the signed checkpoint "
-                                        f"covers ({err}); the evidence may have been tampered with", idx))
-                row["inclusion"] = "failed"
-        try:
-            docs[idx] = parse_json(e.data, what=f"record {idx}")
-            if row["inclusion"] == "verified":
-                leaves[idx] = leaf.hex()
-        except CustodyError as err:
-            findings.append(Finding("unparseable_record", "error", f"record {idx}: {err}", idx))
-        inputs.append(row)
-    # Links between inputs must carry the verified leaf hash of their target.
-    for idx, doc in docs.items():
-        for ln in doc.get("links", []):
-            dst = ln.get("id")
-            if dst in leaves and ln.get("leaf") != leaves[dst]:
-                findings.append(Finding("link_leaf_mismatch", "error",
-                                        f"record {idx}'s link {ln.get('rel')!r} to {dst} names leaf {ln.get('leaf')}, "
-                                        f"not {dst}'s verified leaf {leaves[dst]}", idx))
-    return cp_info, docs, inputs
+    done: int = 0
+    total: int = 0
+    step: dict[str, Any] | None = field(default=None)
 
 
 # --- policies --------------------------------------------------------------------------------------
 
 def _loadable_policies() -> dict[tuple[str, str], Any]:
-    """(policy_id, version) → Policy for every policy this installation can load: today only the
-    shipped default. (A registry of archived policy versions is what would make old decisions
-    replayable exactly.)"""
-    from pipeline.policy import default_policy
+    """(policy_id, version) → Policy for every policy version shipped here: the archive
+    (``pipeline/policies/archive``, each checked against its recorded SHA-256) and today's default."""
+    from pipeline.policy_archive import registry
 
-    p = default_policy()
-    return {(p.policy_id, p.version): p}
+    return registry().by_key
 
 
 def _policy_spec(policy: Any) -> dict[str, Any]:
@@ -274,87 +162,160 @@ def make_runner(backend: str = "auto", *, image: str | None = None, pinned: str 
     return runner, info
 
 
-def _job(runner: Any, job_doc: dict[str, Any], worker_src: bytes) -> tuple[Job, list[str]]:
+def _job(runner: Any, job_doc: dict[str, Any], blobs: dict[str, bytes], worker_src: bytes,
+         limits: Limits) -> tuple[Job, list[str]]:
     launch = "import os,runpy;runpy.run_path(os.path.join(os.environ['CUSTODY_IN'],'worker.py'),run_name='__main__')"
-    inputs = {"job.json": canonical_json(job_doc), "worker.py": worker_src}
+    inputs: dict[str, bytes] = {"job.json": canonical_json(job_doc), "worker.py": worker_src}
+    inputs.update({f"blobs/{sha}": data for sha, data in blobs.items()})
+    name = f"replay-{job_doc['mode']}"
     if isinstance(runner, ProcessRunner):
         python, env, notes = _process_python()
-        return Job([python, "-B", "-c", launch], inputs=inputs, env=env, limits=REPLAY_LIMITS, name="replay-remoderate"), notes
-    return Job(["python3", "-B", "-c", launch], inputs=inputs, limits=REPLAY_LIMITS, name="replay-remoderate"), []
+        return Job([python, "-B", "-c", launch], inputs=inputs, env=env, limits=limits, name=name), notes
+    return Job(["python3", "-B", "-c", launch], inputs=inputs, limits=limits, name=name), []
 
 
-# --- comparing -------------------------------------------------------------------------------------
+def _limits(n_heavy: int) -> Limits:
+    if not n_heavy:
+        return REPLAY_LIMITS
+    from dataclasses import replace
 
-def _summary(decision: dict[str, Any] | None, error: dict[str, Any] | None, label: str) -> dict[str, Any]:
-    if decision is None:
-        return {"policy": label, "action": None, "error": error}
-    return {"policy": label, "action": decision["action"], "escalate": decision["escalate"],
-            "policy_id": decision["policy_id"], "policy_version": decision["policy_version"],
-            "policy_sha256": decision["policy_sha256"], "stage_version": decision["stage_version"],
-            "prompt_sha256": decision["prompt_sha256"], "prompt_chars": decision["prompt_chars"],
-            "flagged": sorted(c["category"] for c in decision["categories"] if c["action"] != "allow"),
-            "risk": {c["category"]: c["risk"] for c in decision["categories"] if c["risk"] > 0},
-            "matched_rules": [{k: m[k] for k in ("rule_id", "category", "weight", "scope")}
-                              for m in decision["matched_rules"]],
-            "normalisation_flags": decision["normalisation_flags"], "masks_applied": decision["masks_applied"]}
+    return replace(ANALYSIS_LIMITS, timeout_s=min(MAX_TIMEOUT_S, ANALYSIS_LIMITS.timeout_s + PER_STEP_S * n_heavy))
+
+
+# --- planning what the worker does -----------------------------------------------------------------
+
+def _blob(blobs: dict[str, bytes], data: bytes) -> str:
+    sha = hashlib.sha256(data).hexdigest()
+    blobs[sha] = data
+    return f"blobs/{sha}"
+
+
+def _plan_artifacts(scope: Scope, docs: dict[int, dict[str, Any]], data: dict[int, bytes], reg: Any,
+                    specs: dict[str, Any], pol_table: dict[str, Any], findings: list[Finding],
+                    blobs: dict[str, bytes]) -> tuple[dict[int, dict[str, Any]], list[dict[str, Any]]]:
+    plans: dict[int, dict[str, Any]] = {}
+    jobs: list[dict[str, Any]] = []
+    for a in scope.artifacts:
+        body = docs[a]["body"]
+        ds = sorted(scope.artifact_decisions[a],
+                    key=lambda d: (docs[d]["body"].get("stage") != "analysis", not isinstance(docs[d]["body"].get("decision"), dict), d))
+        d_body = docs[ds[0]]["body"]
+        rec = d_body.get("decision") if isinstance(d_body.get("decision"), dict) else None
+        rec_sha = ((rec or {}).get("policy") or {}).get("sha256")
+        pol = reg.get(d_body.get("policy_id"), d_body.get("policy_version"), rec_sha)
+        label = f"recorded:{d_body.get('policy_id')}@{d_body.get('policy_version')}"
+        g = scope.art_generation.get(a)
+        plan: dict[str, Any] = {"generation": g, "exact": pol is not None, "recorded_label": label if pol else None,
+                                "decisions": ds}
+        plans[a] = plan
+        if pol is not None and label not in specs:
+            specs[label] = _policy_spec(pol)
+            pol_table[label] = {"policy_id": pol.policy_id, "version": pol.version, "sha256": pol.sha256, "exact": True,
+                                "origin": reg.origin.get(pol.sha256), "chosen_because": "the recorded policy is archived here"}
+        elif pol is None:
+            findings.append(Finding("recorded_policy_unavailable", "warning",
+                                    f"artifact {a}: the recorded policy {label[9:]} (sha256 {rec_sha}) is not archived "
+                                    f"here: its decision cannot be recomputed exactly; today's policy decides", ds[0]))
+        if rec is None:
+            plan["a_skip"] = "the recorded decision holds no decision record (an older record): nothing to recompute"
+            findings.append(Finding("recorded_decision_not_replayable", "warning",
+                                    f"decision {ds[0]} on artifact {a} holds no signals / decision record: stage (a) "
+                                    f"cannot run", ds[0]))
+        elif pol is None:
+            plan["a_skip"] = "the recorded policy is not archived here"
+        if a not in data:
+            plan["skip"] = "artifact bytes not in the evidence store (see findings)"
+            continue
+        p = scope.gen_prompt.get(g) if g is not None else None
+        srcs = (scope.gen_sources.get(g, []) if g is not None else []) or (scope.prompt_sources.get(p, []) if p is not None else [])
+        src = srcs[0] if srcs else None
+        plan["source"] = src
+        src_spec = None
+        if src is not None and src in data:
+            src_spec = {"file": _blob(blobs, data[src]), "declared": docs[src]["body"].get("media_type")}
+        elif src is not None:
+            findings.append(Finding("source_bytes_unavailable", "warning",
+                                    f"artifact {a}: its source upload {src}'s bytes are not in the evidence store: "
+                                    f"analysed without its source (no source-face signals)", a))
+        if rec is not None and isinstance(rec.get("context"), dict):
+            ctx, why = rec["context"], "the recorded decision"
+        elif src is not None and scope.depicts.get(src):
+            ctx, why = {"real_person": True}, f"upload {src} depicts {scope.depicts[src]}"
+        else:
+            ctx, why = {}, "none recorded"
+        plan.update(context=ctx, context_from=why)
+        gen_body = docs[g]["body"] if g is not None and g in docs else {}
+        surface = (rec or {}).get("surface") or gen_body.get("surface") or "imagine"
+        labels = sorted({"current", *([label] if pol else [])})
+        jobs.append({"record_id": a, "file": _blob(blobs, data[a]), "declared": body.get("media_type"),
+                     "source": src_spec, "surface": surface, "context": ctx,
+                     "analysis_label": label if pol else "current", "recorded": rec if pol else None,
+                     "recorded_label": label if pol else None, "labels": labels})
+    return plans, jobs
+
+
+def _plan_generations(scope: Scope, docs: dict[int, dict[str, Any]], data: dict[int, bytes], texts: dict[int, str],
+                      findings: list[Finding], blobs: dict[str, bytes]) -> tuple[dict[int, dict[str, Any]], list[dict[str, Any]]]:
+    plans: dict[int, dict[str, Any]] = {}
+    jobs: list[dict[str, Any]] = []
+    for g in scope.generations:
+        body = docs[g]["body"]
+        p = scope.gen_prompt.get(g)
+        sources = scope.gen_sources.get(g, [])
+        plan: dict[str, Any] = {"prompt": p, "sources": sources}
+        plans[g] = plan
+        ad = body.get("adapter")
+        if not (isinstance(ad, dict) and isinstance(ad.get("name"), str)):
+            plan["skip"] = "the generation names no adapter"
+            findings.append(Finding("generation_names_no_adapter", "warning",
+                                    f"generation {g} names no adapter: cannot re-generate", g))
+            continue
+        if p is None or p not in texts:
+            plan["skip"] = "its prompt text is not available"
+            findings.append(Finding("generation_prompt_unavailable", "warning",
+                                    f"generation {g}: no prompt text to re-generate from", g))
+            continue
+        missing = [s for s in sources if s not in data]
+        if missing:
+            plan["skip"] = f"source asset bytes not in the evidence store: {missing}"
+            findings.append(Finding("source_bytes_unavailable", "warning",
+                                    f"generation {g}: source asset(s) {missing} not in the evidence store: cannot "
+                                    f"re-generate", g))
+            continue
+        outs = [o for o in scope.gen_outputs.get(g, []) if o in data]
+        jobs.append({"record_id": g, "adapter": {"name": ad["name"], "version": ad.get("version")},
+                     "prompt": texts[p], "parameters": body.get("parameters") or {}, "seed": body.get("seed"),
+                     "sources": [_blob(blobs, data[s]) for s in sources],
+                     "compare_with": [{"record_id": o, "file": _blob(blobs, data[o]),
+                                       "declared": docs[o]["body"].get("media_type")} for o in outs]})
+    return plans, jobs
 
 
 # --- the replay ------------------------------------------------------------------------------------
 
-def _store_report(data_dir: Path, report: dict[str, Any], ledger: Ledger) -> tuple[bytes, str, str]:
-    raw = canonical_json(report)
-    sha = hashlib.sha256(raw).hexdigest()
-    note = sign_note(f"{NOTE_HEADER}\n{ledger.config.origin}\nsha256:{sha}\n", [ledger.keyring.signer()])
-    folder = Path(data_dir) / "replays"
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, content in ((f"{sha}.json", raw), (f"{sha}.note", note.encode())):
-        path = folder / name
-        if not path.exists():
-            tmp = folder / f".{name}.{os.getpid()}.tmp"
-            tmp.write_bytes(content)
-            os.replace(tmp, path)
-    return raw, sha, note
-
-
-def _append_report(ledger: Ledger, report: dict[str, Any], sha: str, note: str,
-                   roles: dict[int, str], in_ledger: set[int]) -> dict[str, Any]:
-    rel = {"prompt": "replayed", "recorded_decision": "recorded_decision", "evidence": "evidence"}
-    body = {"report_sha256": sha, "report_type": REPORT_TYPE, "mode": report["mode"], "status": report["status"],
-            "target": report["target"], "chain": report["chain"], "backend": report["runner"].get("backend"),
-            "isolation_weaker": report["runner"].get("isolation", {}).get("weaker"),
-            "image_id": report["runner"].get("image_id"), "checkpoint_size": report["checkpoint"].get("size"),
-            "prompts": len(report["steps"]) or len([i for i, r in roles.items() if r == "prompt"]),
-            "differences": len(report["differences"]),
-            "findings": sorted({f["code"] for f in report["findings"]}),
-            "errors": sum(1 for f in report["findings"] if f["severity"] == "error"),
-            "signature": note}
-    links = [{"rel": rel[roles[i]], "id": i} for i in sorted(roles) if i in in_ledger]
-    a = ledger.append([{"kind": Kind.REPLAY_REPORT.value, "producer": LEDGER_PRODUCER, "produced_at": now_rfc3339(),
-                        "links": links, "body": body}])[0]
-    return a.as_dict()
-
-
 def replay(ledger: Ledger, record_id: int, *, data_dir: Path, chain: bool = False, mode: str = "remoderate",
            backend: str = "auto", runner: Any = None, runner_info: dict[str, Any] | None = None,
            image: str | None = None, allow_image_mismatch: bool = False,
-           progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Re-moderate ``record_id`` (a prompt; with ``chain`` every prompt of its trace). Returns
-    ``{"report": …, "report_sha256": …, "appended": {id, leaf_hash, …}, "path": …}``; raises
-    :class:`ReplayRefused` (after appending the refusal report) when the evidence fails its checks."""
+           progress: Callable[[Progress], None] | None = None) -> dict[str, Any]:
+    """Replay ``record_id`` (see the module docstring). Returns ``{"report", "report_sha256", "appended",
+    "path"}``; raises :class:`ReplayRefused` (after appending the refusal report) when the evidence fails
+    its checks."""
     say = progress or (lambda _: None)
     if mode not in MODES:
-        raise InvalidInput(f"mode {mode!r} is not implemented; available: {', '.join(MODES)}")
+        raise InvalidInput(f"unknown replay mode {mode!r}; choose one of {', '.join(MODES)}")
     t_all = time.monotonic()
     timings: dict[str, float] = {}
     started = now_rfc3339()
     findings: list[Finding] = []
 
     t0 = time.monotonic()
-    prompts, roles, decisions = _prompts_and_inputs(ledger, record_id, chain)
-    say(f"gathered {len(prompts)} prompt(s) and {len(roles) - len(prompts)} related record(s)")
-    cp_info, docs, inputs = _check_evidence(ledger, roles, findings)
+    scope = gather(ledger, record_id, chain=chain, mode=mode)
+    total = scope.step_count()
+    say(Progress("gather", f"{len(scope.prompts)} prompt(s), {len(scope.artifacts)} artifact(s), "
+                           f"{len(scope.generations)} generation(s); {len(scope.roles)} input record(s)", 0, total))
+    cp_info, docs, inputs = check_records(ledger, scope.roles, findings)
     texts: dict[int, str] = {}
-    for p in prompts:
+    for p in scope.needs_text():
         try:
             sealed = ledger.reveal(p)
         except SubjectErased as err:
@@ -367,7 +328,17 @@ def replay(ledger: Ledger, record_id: int, *, data_dir: Path, chain: bool = Fals
             findings.append(Finding("sealed_text_missing", "error", f"prompt {p} has no sealed text", p))
             continue
         texts[p] = sealed["text"]["value"]
+    wanted = set(scope.artifacts)
+    for a in scope.artifacts:
+        g = scope.art_generation.get(a)
+        if g is not None:
+            p = scope.gen_prompt.get(g)
+            wanted |= set(scope.gen_sources.get(g, []) or (scope.prompt_sources.get(p, []) if p is not None else []))
+    for g in scope.generations:
+        wanted |= set(scope.gen_sources.get(g, [])) | set(scope.gen_outputs.get(g, []))
+    data = check_artifact_bytes(artifact_store_for(data_dir), docs, sorted(wanted & set(docs)), findings)
     timings["evidence"] = time.monotonic() - t0
+    say(Progress("evidence", f"checked {len(inputs)} input record(s) and {len(data)} artifact(s)' bytes", 0, total))
     in_ledger = {row["id"] for row in inputs if row["kind"] is not None}
 
     report: dict[str, Any] = {
@@ -375,10 +346,12 @@ def replay(ledger: Ledger, record_id: int, *, data_dir: Path, chain: bool = Fals
         "ledger_origin": ledger.config.origin, "checkpoint": cp_info, "inputs": inputs,
         "runner": {}, "worker": {}, "policies": {}, "steps": [], "differences": [], "findings": [],
         "started_at": started, "finished_at": None, "timings": {},
-        "notes": [("the report holds no prompt text: each prompt is named by its SHA-256; rule evidence and "
-                   "normalised text are dropped"),
-                  ("recorded decisions in the ledger may judge the generated artifact, not only the prompt; this "
-                   "mode re-moderates the prompt text only (artifact re-moderation is not implemented yet)")],
+        "artifacts_checked": {str(a): {"sha256": hashlib.sha256(b).hexdigest(), "size": len(b), "store": "evidence"}
+                              for a, b in sorted(data.items())},
+        "notes": ["the report holds no prompt text: each prompt is named by its SHA-256; rule evidence and "
+                  "normalised text are dropped",
+                  "re-generated outputs are kept in the quarantine store and named here by SHA-256 only; they are "
+                  "never published or returned in the clear"],
     }
 
     def finish(status: str) -> dict[str, Any]:
@@ -387,175 +360,172 @@ def replay(ledger: Ledger, record_id: int, *, data_dir: Path, chain: bool = Fals
         report["finished_at"] = now_rfc3339()
         timings["total"] = time.monotonic() - t_all
         report["timings"] = {k: round(v, 4) for k, v in timings.items()}
-        _raw, sha, note = _store_report(data_dir, report, ledger)
-        appended = _append_report(ledger, report, sha, note, roles, in_ledger)
+        _raw, sha, note = store_report(data_dir, report, ledger)
+        appended = append_report(ledger, report, sha, note, scope.roles, in_ledger)
         ledger.publish(force=True)
+        say(Progress("refused" if status == "refused" else "done", f"report {appended['id']}: {status}", total, total))
         return {"report": report, "report_sha256": sha, "appended": appended,
                 "path": str(Path(data_dir) / "replays" / f"{sha}.json")}
 
     if any(f.severity == "error" for f in findings):
-        say("evidence failed its checks: refusing to replay")
         out = finish("refused")
         errs = [f.message for f in findings if f.severity == "error"]
         raise ReplayRefused(f"replay of record {record_id} refused: " + "; ".join(errs), report=out["report"],
                             report_sha256=out["report_sha256"], appended=out["appended"])
 
-    # --- policies: recorded (resolved) and current
-    from pipeline.policy import default_policy
+    # --- policies: today's, and each recorded one resolved through the archive
+    from pipeline.policy_archive import registry
 
-    loadable = _loadable_policies()
-    current = default_policy()
-    specs = {"current": _policy_spec(current)}
-    report["policies"]["current"] = {"policy_id": current.policy_id, "version": current.version,
-                                     "sha256": current.sha256, "chosen_because": "the default policy in force today"}
-    recorded_label: dict[int, str] = {}  # decision id -> label
-    for d in sorted({d for ds in decisions.values() for d in ds}):
+    reg = registry()
+    for c in reg.conflicts:
+        findings.append(Finding("policy_version_conflict", "warning", c))
+    current = reg.current
+    specs: dict[str, Any] = {"current": _policy_spec(current)}
+    pol_table = report["policies"]
+    pol_table["current"] = {"policy_id": current.policy_id, "version": current.version, "sha256": current.sha256,
+                            "chosen_because": "the default policy in force today"}
+    recorded_label: dict[int, str] = {}
+    for d in sorted({d for ds in scope.prompt_decisions.values() for d in ds}):
         body = docs[d]["body"]
         key = (body.get("policy_id"), body.get("policy_version"))
         label = f"recorded:{key[0]}@{key[1]}"
         recorded_label[d] = label
-        if label in report["policies"]:
+        if label in pol_table:
             continue
-        if key in loadable:
-            pol, exact = loadable[key], True
-            why = "the recorded policy id and version are loadable here"
+        pol = reg.get(*key)
+        if pol is not None:
+            exact, why = True, "the recorded policy id and version are archived here"
         else:
             pol, exact = current, False
             why = (f"the recorded policy {key[0]}@{key[1]} (pipeline {body.get('pipeline_version')}) is not loadable "
                    f"here; substituted the default policy {current.policy_id}@{current.version}")
             findings.append(Finding("recorded_policy_unavailable", "warning", why, d))
         specs[label] = _policy_spec(pol)
-        report["policies"][label] = {"policy_id": pol.policy_id, "version": pol.version, "sha256": pol.sha256,
-                                     "exact": exact, "recorded_policy_id": key[0], "recorded_policy_version": key[1],
-                                     "recorded_pipeline_version": body.get("pipeline_version"), "chosen_because": why}
+        pol_table[label] = {"policy_id": pol.policy_id, "version": pol.version, "sha256": pol.sha256, "exact": exact,
+                            "origin": reg.origin.get(pol.sha256) if exact else None,
+                            "recorded_policy_id": key[0], "recorded_policy_version": key[1],
+                            "recorded_pipeline_version": body.get("pipeline_version"), "chosen_because": why}
+    blobs: dict[str, bytes] = {}
+    a_plans, a_jobs = _plan_artifacts(scope, docs, data, reg, specs, pol_table, findings, blobs)
+    g_plans, g_jobs = _plan_generations(scope, docs, data, texts, findings, blobs)
+    job_doc = {"mode": mode, "policies": specs, "artifacts": a_jobs, "generations": g_jobs,
+               "prompts": [{"record_id": p, "surface": docs[p]["body"].get("surface"), "text": texts[p]}
+                           for p in scope.prompts]}
 
-    # --- run
+    result: dict[str, Any] = {"results": [], "artifacts": [], "generations": []}
+    outputs: dict[str, bytes] = {}
+    if scope.prompts or a_jobs or g_jobs:
+        t0 = time.monotonic()
+        if runner is None:
+            runner, runner_info = make_runner(backend, image=image, allow_image_mismatch=allow_image_mismatch)
+        runner_info = dict(runner_info or {"backend": getattr(runner, "backend", "?")})
+        timings["runner_setup"] = time.monotonic() - t0
+        worker_src = WORKER_PATH.read_bytes()
+        job, notes = _job(runner, job_doc, blobs, worker_src, _limits(len(a_jobs) + len(g_jobs)))
+        runner_info.setdefault("notes", []).extend(notes)
+        say(Progress("run", f"running the worker on the {runner_info.get('backend')} backend "
+                            f"({len(scope.prompts)} prompt(s), {len(a_jobs)} artifact(s), {len(g_jobs)} generation(s))",
+                     0, total))
+        t0 = time.monotonic()
+        res: RunResult = runner.run(job)
+        timings["run"] = time.monotonic() - t0
+        report["runner"] = {**runner_info, "isolation": res.isolation,
+                            "image_id": res.image_id or runner_info.get("image_id"), "limits": res.limits,
+                            "exit_code": res.exit_code, "killed_by_timeout": res.killed_by_timeout,
+                            "oom_killed": res.oom_killed, "wall_s": res.wall_s, "timings": res.timings,
+                            "result_notes": res.notes}
+        if res.isolation.get("weaker"):
+            findings.append(Finding("weaker_isolation", "info", "ran on the process backend (namespaces, no "
+                                    "container): weaker isolation than the Docker backend"))
+        report["worker"] = {"sha256": hashlib.sha256(worker_src).hexdigest(), "path": "sandbox/worker.py"}
+        parsed = None
+        if res.ok and "result.json" in res.outputs:
+            try:
+                parsed = json.loads(res.outputs["result.json"])
+            except ValueError:
+                parsed = None
+        if parsed is None or "results" not in parsed:
+            why = (parsed or {}).get("fatal") or res.stderr[-2000:].decode("utf-8", "replace")
+            findings.append(Finding("worker_failed", "error",
+                                    f"the worker failed (exit {res.exit_code}, timeout {res.killed_by_timeout}, "
+                                    f"oom {res.oom_killed}): {why}"))
+            return finish("failed")
+        result, outputs = parsed, res.outputs
+        report["worker"].update({"version": result.get("worker"), "stage_version": result.get("stage_version"),
+                                 "python": result.get("python"), "policies_loaded": result.get("policies")})
+    else:
+        report["notes"].append("nothing in scope could be replayed (see findings): the sandbox did not run")
+
+    # --- compare, step by step
     t0 = time.monotonic()
-    if runner is None:
-        runner, runner_info = make_runner(backend, image=image, allow_image_mismatch=allow_image_mismatch)
-    runner_info = dict(runner_info or {"backend": getattr(runner, "backend", "?")})
-    timings["runner_setup"] = time.monotonic() - t0
-    worker_src = WORKER_PATH.read_bytes()
-    job_doc = {"mode": mode, "policies": specs,
-               "prompts": [{"record_id": p, "surface": docs[p]["body"].get("surface"), "text": texts[p]} for p in prompts]}
-    job, notes = _job(runner, job_doc, worker_src)
-    runner_info.setdefault("notes", []).extend(notes)
-    say(f"running the worker on the {runner_info.get('backend')} backend")
-    t0 = time.monotonic()
-    res: RunResult = runner.run(job)
-    timings["run"] = time.monotonic() - t0
-    report["runner"] = {**runner_info, "isolation": res.isolation, "image_id": res.image_id or runner_info.get("image_id"),
-                        "limits": res.limits, "exit_code": res.exit_code, "killed_by_timeout": res.killed_by_timeout,
-                        "oom_killed": res.oom_killed, "wall_s": res.wall_s, "timings": res.timings,
-                        "result_notes": res.notes}
-    if res.isolation.get("weaker"):
-        findings.append(Finding("weaker_isolation", "info", "ran on the process backend (namespaces, no container): "
-                                "weaker isolation than the Docker backend"))
-    report["worker"] = {"sha256": hashlib.sha256(worker_src).hexdigest(), "path": "sandbox/worker.py"}
-    result = None
-    if res.ok and "result.json" in res.outputs:
-        try:
-            result = json.loads(res.outputs["result.json"])
-        except ValueError:
-            result = None
-    if result is None or "results" not in result:
-        why = (result or {}).get("fatal") or res.stderr[-2000:].decode("utf-8", "replace")
-        findings.append(Finding("worker_failed", "error",
-                                f"the worker failed (exit {res.exit_code}, timeout {res.killed_by_timeout}, "
-                                f"oom {res.oom_killed}): {why}"))
-        return finish("failed")
-    report["worker"].update({"version": result.get("worker"), "stage_version": result.get("stage_version"),
-                             "python": result.get("python"), "policies_loaded": result.get("policies")})
-
-    # --- compare
-    by = {(r["record_id"], r["label"]): r for r in result["results"]}
-    for p in prompts:
-        today = by.get((p, "current"))
-        step: dict[str, Any] = {"record_id": p, "surface": docs[p]["body"].get("surface"),
-                                "prompt_sha256": hashlib.sha256(texts[p].encode("utf-8", "surrogatepass")).hexdigest(),
-                                "recorded": [], "today": _summary(today and today["decision"], today and today["error"], "current")}
-        today_action = step["today"]["action"]
-        for d in decisions[p]:
-            body = docs[d]["body"]
-            label = recorded_label[d]
-            at = by.get((p, label))
-            at_s = _summary(at and at["decision"], at and at["error"], label)
-            exact = report["policies"][label]["exact"]
-            on = sorted(f"{ln['rel']}:{ln['id']}" for ln in docs[d].get("links", []))
-            rec = {"decision_record": d, "action": body.get("action"), "policy_id": body.get("policy_id"),
-                   "policy_version": body.get("policy_version"), "pipeline_version": body.get("pipeline_version"),
-                   "risk": body.get("risk"), "links": on, "replayed_at_recorded": at_s, "exact_policy": exact,
-                   "agrees_with_record": (at_s["action"] == body.get("action")) if exact else None}
-            step["recorded"].append(rec)
-            if exact and at_s["action"] != body.get("action"):
-                findings.append(Finding("replay_disagrees_with_record", "error",
-                                        f"prompt {p}: decision {d} recorded {body.get('action')!r} at "
-                                        f"{label[9:]}, the replay at that exact policy gives {at_s['action']!r}", p))
-            elif not exact and at_s["action"] != body.get("action"):
-                report["differences"].append({
-                    "record_id": p, "decision_record": d, "what": "recorded_vs_replayed_substituted_policy",
-                    "recorded": body.get("action"), "replayed": at_s["action"],
-                    "explanation": f"the recorded decision came from {body.get('pipeline_version')} at "
-                                   f"{label[9:]}, which cannot be replayed here; the substituted policy decides "
-                                   f"differently (not a disagreement of the same pipeline)"})
-            if today_action != body.get("action"):
-                report["differences"].append({
-                    "record_id": p, "decision_record": d, "what": "recorded_vs_today",
-                    "recorded": body.get("action"), "today": today_action,
-                    "today_policy": f"{current.policy_id}@{current.version}",
-                    "why": {"flagged": step["today"].get("flagged", []),
-                            "rules": [m["rule_id"] for m in step["today"].get("matched_rules", [])],
-                            "recorded_pipeline": body.get("pipeline_version")}})
-        if not decisions[p]:
-            step["note"] = "no safety_decision is linked to this prompt or its generations: nothing to compare with"
-        report["steps"].append(step)
-    say(f"{len(report['steps'])} step(s), {len(report['differences'])} difference(s)")
-    status = "completed" if not any(f.severity == "error" for f in findings) else "completed_with_findings"
-    return finish(status)
+    steps: list[dict[str, Any]] = []
+    by_label = {(r["record_id"], r["label"]): r for r in result.get("results", [])}
+    for p in scope.prompts:
+        text = texts[p]
+        steps.append(prompt_step(p, body=docs[p]["body"],
+                                 text_sha256=hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
+                                 decisions=[(d, docs[d]["body"]) for d in scope.prompt_decisions[p]],
+                                 by_label=by_label, policies=pol_table, current_label="current",
+                                 recorded_label=recorded_label, findings=findings, differences=report["differences"]))
+        say(Progress("compare", f"prompt {p}", len(steps), total, _brief(steps[-1])))
+    a_res = {r["record_id"]: r for r in result.get("artifacts", [])}
+    for a in scope.artifacts:
+        steps.append(artifact_step(a, body=docs[a]["body"],
+                                   decisions=[(d, docs[d]["body"]) for d in a_plans[a]["decisions"]],
+                                   result=a_res.get(a), plan=a_plans[a], findings=findings,
+                                   differences=report["differences"]))
+        say(Progress("compare", f"artifact {a}", len(steps), total, _brief(steps[-1])))
+    g_res = {r["record_id"]: r for r in result.get("generations", [])}
+    quarantine = quarantine_for(data_dir)
+    for g in scope.generations:
+        r = g_res.get(g)
+        ref = None
+        if r and r.get("output"):
+            got = outputs.get(r["output"].get("file", ""))
+            if got is None:
+                r = {**r, "output": None, "error": {"type": "MissingOutput", "message": "the worker named an output "
+                                                    "file it did not write"}}
+            else:
+                sha = hashlib.sha256(got).hexdigest()  # the host's hash, never the worker's word
+                if sha != r["output"]["sha256"]:
+                    findings.append(Finding("worker_output_hash_mismatch", "error",
+                                            f"generation {g}: the worker said {r['output']['sha256']}, its output "
+                                            f"hashes to {sha}", g))
+                    r["output"]["sha256"] = sha
+                ref = ref_for(quarantine.put(got))
+        steps.append(generation_step(g, body=docs[g]["body"], plan=g_plans[g], result=r, quarantine_ref=ref,
+                                     findings=findings))
+        say(Progress("compare", f"generation {g}", len(steps), total, _brief(steps[-1])))
+    outputs.clear()
+    report["steps"] = steps
+    timings["compare"] = time.monotonic() - t0
+    if not (scope.prompts or a_jobs or g_jobs):
+        return finish("not_replayable")
+    return finish("completed" if not any(f.severity == "error" for f in findings) else "completed_with_findings")
 
 
-# --- show ------------------------------------------------------------------------------------------
-
-def show(ledger: Ledger, report_id: int, *, data_dir: Path) -> dict[str, Any]:
-    """Load replay report ``report_id`` and check it: the record's inclusion in the latest checkpoint,
-    the stored file's SHA-256 against the record's ``report_sha256`` and the signed note (the ledger's
-    verifiers; its text must name that SHA-256). Raises VerificationError if any check fails."""
-    got = ledger.get(report_id, proof=True)
-    rec = got["record"]
-    if rec["kind"] != Kind.REPLAY_REPORT.value:
-        raise InvalidInput(f"record {report_id} is a {rec['kind']!r}, not a replay_report")
-    checks: dict[str, Any] = {}
-    inc = got["inclusion"]
-    cp_note = inc.get("checkpoint")
-    if cp_note is None:
-        raise VerificationError(f"no signed checkpoint covers record {report_id}")
-    cp = Checkpoint.parse(open_note(cp_note, ledger.keyring.verifiers).text)
-    merkle.verify_inclusion(bytes.fromhex(got["leaf_hash"]), report_id, cp.size, [bytes.fromhex(h) for h in inc["proof"]], cp.root)
-    with ledger.store.read() as r:
-        data = r.entry(report_id).data
-    if merkle.leaf_hash(data).hex() != got["leaf_hash"]:
-        raise VerificationError(f"record {report_id}'s stored bytes are not its leaf")
-    checks["inclusion"] = f"verified against checkpoint size {cp.size}"
-    sha = rec["body"]["report_sha256"]
-    path = Path(data_dir) / "replays" / f"{sha}.json"
-    if not path.exists():
-        raise NotFound(f"the report file {path} is missing")
-    raw = path.read_bytes()
-    if hashlib.sha256(raw).hexdigest() != sha:
-        raise VerificationError(f"{path} does not hash to the recorded {sha}: the report file was altered")
-    checks["sha256"] = "matches the record"
-    note = rec["body"].get("signature")
-    if not note:
-        note_path = path.with_suffix(".note")
-        note = note_path.read_text() if note_path.exists() else None
-    if not note:
-        raise VerificationError(f"replay report {report_id} carries no signature")
-    opened = open_note(note, ledger.keyring.verifiers)
-    if opened.text != f"{NOTE_HEADER}\n{ledger.config.origin}\nsha256:{sha}\n":
-        raise VerificationError("the signature's text does not name this report")
-    checks["signature"] = "verified by " + ", ".join(f"{n}+{k}" for n, k in opened.verified)
-    report = parse_json(raw, what=str(path))
-    return {"id": report_id, "report_sha256": sha, "path": str(path), "checks": checks, "report": report}
+def _brief(step: dict[str, Any]) -> dict[str, Any]:
+    """What a progress bar / result table shows for a finished step."""
+    kind = step["step"]
+    if kind == "prompt":
+        rec = ", ".join(str(r["action"]) for r in step["recorded"]) or "—"
+        return {"kind": kind, "record_id": step["record_id"], "recorded": rec, "replayed": step["today"].get("action"),
+                "result": "today " + str(step["today"].get("action"))}
+    if kind == "artifact":
+        if step["status"] != "replayed":
+            return {"kind": kind, "record_id": step["record_id"], "recorded": step["recorded"]["action"],
+                    "replayed": None, "result": f"{step['status']}: {step.get('skipped_because', '')}".strip(": ")}
+        a = step.get("a_recorded_signals", {})
+        agree = a.get("agrees_with_record")
+        return {"kind": kind, "record_id": step["record_id"], "recorded": step["recorded"]["action"],
+                "replayed": (step.get("c_today") or {}).get("action"),
+                "result": ("recomputed identical" if agree else "recompute DISAGREES" if agree is False else
+                           "not recomputed") + f"; today {(step.get('c_today') or {}).get('action')}"}
+    return {"kind": kind, "record_id": step["record_id"], "recorded": (step.get("recorded_output_sha256") or "—")[:12],
+            "replayed": (step.get("output_sha256") or "—")[:12],
+            "result": step["result"] + (f" (PDQ {step['pdq']['distance']})" if step.get("pdq", {}).get("distance") is not None
+                                        and step["result"] != "bit_identical" else "")}
 
 
-__all__ = ["BACKENDS", "MODES", "REPORT_TYPE", "Finding", "ReplayRefused", "make_runner", "replay", "show"]
+__all__ = ["ANALYSIS_LIMITS", "BACKENDS", "MODES", "NOTE_HEADER", "REPLAY_LIMITS", "REPORT_TYPE", "Finding",
+           "Progress", "ReplayRefused", "make_runner", "replay", "show"]

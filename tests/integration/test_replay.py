@@ -82,8 +82,12 @@ def _check_report(ledger: Ledger, settings: Settings, out: dict[str, Any]) -> di
 def _assert_postmortem(report: dict[str, Any], backend: str) -> None:
     assert report["status"] == "completed"
     assert report["runner"]["backend"] == backend
-    assert [s["record_id"] for s in report["steps"]] == [PROMPT]
+    assert [(s["step"], s["record_id"]) for s in report["steps"]] == [("prompt", PROMPT), ("artifact", 8)]
     step = report["steps"][0]
+    # the sample's output artifact is an older record: its bytes were never in the evidence store and its
+    # decision holds no signals — a finding, the step skipped, never a crash
+    art = report["steps"][1]
+    assert art["status"] == "skipped" and art["recorded"]["action"] == "allow"
     (rec,) = step["recorded"]
     assert rec["decision_record"] == DECISION and rec["action"] == "allow"
     assert rec["pipeline_version"] == "legacy-filter-3"
@@ -93,6 +97,7 @@ def _assert_postmortem(report: dict[str, Any], backend: str) -> None:
     assert rec["exact_policy"] is False and rec["agrees_with_record"] is None
     codes = {f["code"] for f in report["findings"]}
     assert "recorded_policy_unavailable" in codes and "replay_disagrees_with_record" not in codes
+    assert {"artifact_bytes_unavailable", "recorded_decision_not_replayable"} <= codes
     diffs = {(d["what"], d["recorded"], d.get("today", d.get("replayed"))) for d in report["differences"]}
     assert ("recorded_vs_today", "allow", "block") in diffs
     # inputs: the prompt, the decision and the generation/artifact linking them, all verified
@@ -120,7 +125,7 @@ def test_replay_prompt_process_backend(incident: Ledger, settings: Settings, pro
 def test_chain_replay_covers_every_prompt(incident: Ledger, settings: Settings, process_ok: None) -> None:
     out = replay(incident, 13, chain=True, data_dir=settings.data_dir, backend="process")
     report = _check_report(incident, settings, out)
-    assert [s["record_id"] for s in report["steps"]] == [4, PROMPT]
+    assert [s["record_id"] for s in report["steps"] if s["step"] == "prompt"] == [4, PROMPT]
     assert report["steps"][0]["recorded"] == [] and report["steps"][0]["today"]["action"] == "allow"
 
 
