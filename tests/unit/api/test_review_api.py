@@ -4,7 +4,6 @@ object behind both, access records for queue reads, clear refusals that append n
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ from fastapi.testclient import TestClient
 from api.cli import main
 from api.settings import Settings
 from ledger.service import Ledger
-from tests.unit.api.app_fixtures import T, Auth, artifact, auth_fixture, client_fixture, tokens_fixture  # noqa: F401
+from tests.unit.api.app_fixtures import Auth, T, artifact, auth_fixture, client_fixture, tokens_fixture  # noqa: F401
 
 
 def hold(item: int, risk: float = 0.7, action: str = "hold") -> dict[str, Any]:
