@@ -71,6 +71,7 @@ from api.review_routes import review_router
 from api.auth import Role, allow, api_routes, check_route_auth, route_guard
 from api.composition import open_gateway, open_ledger
 from api.generations import generation_router
+from api.replays import investigator_jobs_router, replay_router
 from api.settings import Settings
 from api.tokens import NAME_MAX, NAME_PATTERN, TokenInfo, TokenStore
 from api.writer import LedgerWriter
@@ -784,6 +785,8 @@ def create_app(settings: Settings, api: ApiSettings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(bundle_router(ledger, jobs, bundle_dir_for(settings.data_dir), _responses))
     app.include_router(generation_router(open_gateway(settings, ledger), _responses))
+    app.include_router(replay_router(ledger, jobs, settings.data_dir, _responses))
+    app.include_router(investigator_jobs_router(jobs, _responses))
     app.include_router(review_router(_responses))
     require_role_rules(app)
     app.add_exception_handler(CustodyError, custody_error)

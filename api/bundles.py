@@ -96,7 +96,9 @@ class BundleIn(BaseModel):
     record_ids: list[Annotated[int, Field(ge=0, le=(1 << 63) - 1)]] = Field(min_length=1, max_length=1000)
     purpose: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
     earlier_size: Annotated[int, Field(ge=0, le=(1 << 63) - 1)] | None = None
-    redact: bool = False
+    redact: bool = Field(default=False, description="Leave sealed (sensitive) values out.")
+    hashes_only: bool = Field(default=False, description="Leave the artifacts' bytes out (abuse imagery that must "
+                                                         "not travel); the records keep their hashes.")
 
 
 class JobOut(BaseModel):
@@ -110,13 +112,18 @@ class JobOut(BaseModel):
     error: dict[str, str] | None
 
 
-def bundle_router(ledger: Ledger, runner: JobRunner, bundle_dir: Path, responses: Any) -> APIRouter:
+def bundle_router(ledger: Ledger, runner: JobRunner, bundle_dir: Path, responses: Any, *,
+                  data_dir: Path | None = None) -> APIRouter:
+    """``data_dir`` holds the evidence store and the replay reports the bundles carry; by default the
+    folder that holds ``bundle_dir`` (``bundle_dir_for`` puts bundles in ``<data dir>/bundles``)."""
     router = APIRouter(prefix="/v1", tags=["bundles"])
+    evidence_dir = Path(data_dir) if data_dir is not None else Path(bundle_dir).parent
 
     def export(req: BundleIn, caller: TokenInfo) -> dict[str, Any]:
         bundle, receipt = record_export(ledger, req.case_id, req.record_ids, actor=caller.name,
-                                        role=caller.role.value, purpose=req.purpose,
-                                        earlier_size=req.earlier_size, redact=req.redact)
+                                        role=caller.role.value, purpose=req.purpose, data_dir=evidence_dir,
+                                        earlier_size=req.earlier_size, redact=req.redact,
+                                        hashes_only=req.hashes_only)
         bundle_dir.mkdir(parents=True, exist_ok=True)
         path = bundle_dir / f"{bundle.sha256}.zip"
         if not path.exists():
@@ -124,7 +131,10 @@ def bundle_router(ledger: Ledger, runner: JobRunner, bundle_dir: Path, responses
             tmp.write_bytes(bundle.data)
             tmp.replace(path)
         return {"sha256": bundle.sha256, "case_id": req.case_id, "records": len(bundle.record_ids),
-                "checkpoint_size": bundle.checkpoint_size, "redacted": req.redact, "access_record": receipt.id,
+                "checkpoint_size": bundle.checkpoint_size, "redacted": req.redact, "hashes_only": req.hashes_only,
+                "artifacts": {"included": bundle.artifacts_included, "withheld": bundle.artifacts_withheld,
+                              "missing": bundle.artifacts_missing},
+                "access_record": receipt.id,
                 "bytes": len(bundle.data), "vkey": ledger.keyring.active.vkey}
 
     @router.post("/bundles", status_code=202, response_model=JobOut, summary="Export a case's evidence bundle (a job)",

@@ -248,18 +248,27 @@ def export(case: Annotated[str, typer.Argument(help="Case id.")],
            actor: Annotated[str, typer.Option(help="Who exports (recorded).")] = "legal",
            since: Annotated[int | None, typer.Option(help="Prove consistency from the checkpoint of this size.")] = None,
            redact: Annotated[bool, typer.Option("--redact", help="Leave sensitive values out.")] = False,
+           hashes_only: Annotated[bool, typer.Option("--hashes-only", help="Leave the artifacts' bytes out "
+                                                     "(abuse imagery that must not travel); hashes stay.")] = False,
            data_dir: DataDir = None, as_json: Json = False) -> None:
     """Export a case as an evidence bundle (BagIt zip) and record the export in the ledger."""
     from ledger.evidence import record_export
 
     ledger = _ledger(data_dir)
     bundle, receipt = record_export(ledger, case, record, actor=actor, role="legal", purpose=purpose,
-                                    earlier_size=since, redact=redact)
+                                    data_dir=_settings(data_dir).data_dir, earlier_size=since, redact=redact,
+                                    hashes_only=hashes_only)
     out_file.write_bytes(bundle.data)
     info = {"bundle": str(out_file), "sha256": bundle.sha256, "records": len(bundle.record_ids),
-            "checkpoint_size": bundle.checkpoint_size, "redacted": redact, "access_record": receipt.id,
-            "vkey": ledger.keyring.active.vkey}
+            "checkpoint_size": bundle.checkpoint_size, "redacted": redact, "hashes_only": hashes_only,
+            "artifacts": {"included": bundle.artifacts_included, "withheld": bundle.artifacts_withheld,
+                          "missing": bundle.artifacts_missing},
+            "replay_reports": {"included": bundle.replay_reports - bundle.replay_reports_missing,
+                               "missing": bundle.replay_reports_missing},
+            "access_record": receipt.id, "vkey": ledger.keyring.active.vkey}
     _emit(info, as_json, f"wrote {out_file} ({len(bundle.record_ids)} records, sha256 {bundle.sha256})\n"
+          f"artifacts: {bundle.artifacts_included} included, {bundle.artifacts_withheld} withheld, "
+          f"{bundle.artifacts_missing} missing (data/artifacts-missing.json)\n"
           f"export recorded as access record {receipt.id}\nverify: custody verify-bundle {out_file} --key '{info['vkey']}'")
 
 

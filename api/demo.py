@@ -57,7 +57,7 @@ def run_demo(settings: Settings, console: Console | None = None) -> dict[str, An
     for prob in report.problems:
         say(f"   [red]{prob.what}[/]: {prob.message}")
     bundle, receipt = record_export(ledger, "case-demo", [output_artifact], actor="legal-demo", role="legal",
-                                    purpose="demo: evidence for the victim's complaint")
+                                    purpose="demo: evidence for the victim's complaint", data_dir=settings.data_dir)
     bundle_path = settings.data_dir / "case-demo-bundle.zip"
     bundle_path.write_bytes(bundle.data)
     checked = verify_bundle(bundle.data, [ledger.keyring.active.vkey])

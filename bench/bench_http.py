@@ -291,7 +291,7 @@ def bench_bundle(repeat: int, workdir: Path, n: int = 1000) -> dict[str, Any]:
         load = loadavg()
         t0 = time.perf_counter()
         bundle, _receipt = record_export(ledger, f"case-bench-{rep}", [0], actor="bench", role="legal",
-                                         purpose="benchmark")
+                                         purpose="benchmark", data_dir=data)
         t1 = time.perf_counter()
         report = verify_bundle(bundle.data, vkeys)
         t2 = time.perf_counter()

@@ -1,4 +1,6 @@
-"""Evidence bundles: a case exported as a BagIt bag (RFC 8493) in a zip, and its offline verifier.
+"""Evidence bundles: a case exported as a BagIt bag (RFC 8493) in a zip. The offline verifier is
+:mod:`ledger.bundle_verify` (re-exported here); the layout and the derived files are
+:mod:`ledger.bundle_format`.
 
 Layout (one root folder ``custody-bundle/`` in the zip)::
 
@@ -13,12 +15,39 @@ Layout (one root folder ``custody-bundle/`` in the zip)::
     data/proofs/N.json         its RFC 9162 inclusion proof against data/checkpoint.txt
     data/disclosures/N.json    sealed values with their salts (left out of a redacted bundle)
     data/trace.json            the case's graph: record ids and links
-    data/custody-log.json      the `access` records of this case up to the checkpoint
+    data/custody-log.json      every `access` record of this case up to the checkpoint (derived)
+    data/artifacts/<sha256>    an artifact's original bytes (left out of a hashes-only bundle)
+    data/artifacts.json        each artifact's records, media types and whether its bytes are here (derived)
+    data/artifacts-missing.json  artifacts whose bytes Custody does not hold, with the reason
+    data/replays/<sha256>.json   a replay report, byte for byte as stored
+    data/replays/<sha256>.note   its signed note (names the report's SHA-256 and the log's origin)
+    data/replays-missing.json  replay reports whose file is not on disk, with the reason
+    data/provenance.json       per output artifact: watermark and Content Credentials findings (derived)
+
+The case is the union of the traces of the records named, plus every ``access`` record carrying the
+case id anywhere in the ledger below the checkpoint (the custody log must be complete, and a trace
+only reaches accesses that link to the case's records).
 
 Exports are deterministic: the same case at the same checkpoint gives the same bytes (sorted
 members, fixed zip timestamps, canonical JSON, Bagging-Date = the checkpoint's date). That is why
 the log of *this* export is not inside the bundle: the exporter's `access` record, which names the
 bundle's SHA-256, is appended to the ledger, and the next bundle of the case carries it.
+
+**Artifacts.** For each ``artifact`` record, the bytes are looked up in the evidence store
+(``<data dir>/artifacts``) by the record's SHA-256 — whether the ``storage_ref`` is ``cas:sha256:…`` or
+names a store outside Custody (the gateway may have kept a copy). Bytes that do not hash to the
+record's SHA-256, or a ``cas:`` reference naming other bytes than the record's SHA-256, make the export
+refuse (``VerificationError``): a bundle never carries bytes its records contradict. Bytes Custody
+does not hold are listed in ``artifacts-missing.json`` with the reason, never silently skipped.
+``hashes_only`` leaves every artifact's bytes out (abuse imagery that must not travel); the store is
+still checked, and the index says ``withheld (hashes only)``. ``redact`` and ``hashes_only`` are
+independent: redaction concerns sealed values in records, hashes-only the artifacts' bytes.
+
+**Replay reports.** For each ``replay_report`` record, ``<data dir>/replays/<sha256>.json`` and its
+note. The export refuses if the file does not hash to the record's ``report_sha256``, if the note
+file differs from the signature the record carries, or if the note does not verify with the
+ledger's keys or names another report or origin. A report file that is gone is listed in
+``replays-missing.json``.
 
 We write the bag ourselves rather than with ``bagit.make_bag``: that function changes the
 process's working directory (unsafe in a threaded server) and stamps today's date (which would
@@ -29,49 +58,21 @@ its own byte-exact checks, so an independent implementation looks at every bundl
 from __future__ import annotations
 
 import hashlib
-import io
-import tempfile
-import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from ledger import merkle
-from ledger.checkpoint import Checkpoint
-from ledger.errors import CustodyError, FormatError, InvalidInput, NotFound, SubjectErased
-from ledger.keys import NoteVerifier, open_note, sign_note
-from ledger.records import canonical_json, parse_json
-from ledger.sealing import check_disclosure
+from ledger.artifacts import ArtifactStore, artifact_store_for, sha256_from_ref
+from ledger.bundle_format import (ARTIFACT_DIR, BYTES_INCLUDED, BYTES_WITHHELD, FORMAT, REPLAY_DIR, ROOT, ZIP_TIME,
+                                  artifact_index, artifacts_file, custody_log, json_file, pack, provenance,
+                                  record_name, replay_note_text, replay_reports)
+from ledger.bundle_verify import BundleReport, read_bundle_file, verify_bundle
+from ledger.errors import InvalidInput, NotFound, StorageError, SubjectErased, VerificationError
+from ledger.keys import open_note
+from ledger.records import Kind, parse_json
 
-FORMAT = "custody-bundle/v1"
-ROOT = "custody-bundle"
-ZIP_TIME = (1980, 1, 1, 0, 0, 0)
-SIGNED_TAG_FILES = ("bagit.txt", "bag-info.txt", "manifest-sha256.txt", "manifest-sha512.txt")
-TAG_FILES = SIGNED_TAG_FILES + ("bundle-signature.txt", "tagmanifest-sha256.txt", "tagmanifest-sha512.txt")
-BAGIT_TXT = b"BagIt-Version: 0.97\nTag-File-Character-Encoding: UTF-8\n"
-MAX_BUNDLE_FILES = 200_000
-MAX_UNCOMPRESSED = 4 << 30
-
-
-def _name(idx: int) -> str:
-    return f"{idx:012d}.json"
-
-
-def _json(obj: Any) -> bytes:
-    return canonical_json(obj) + b"\n"
-
-
-def _manifest(files: dict[str, bytes], alg: str) -> bytes:
-    return "".join(f"{hashlib.new(alg, files[p]).hexdigest()}  {p}\n" for p in sorted(files)).encode()
-
-
-def _signed_text(case_id: str, tag: dict[str, bytes]) -> str:
-    lines = [FORMAT, f"case {case_id}"] + [f"{n} {hashlib.sha256(tag[n]).hexdigest()}" for n in SIGNED_TAG_FILES]
-    return "\n".join(lines) + "\n"
-
-
-# --- export ------------------------------------------------------------------------------------
+ACCESS_SCAN_CHUNK = 20_000
 
 
 @dataclass(frozen=True)
@@ -82,13 +83,22 @@ class Bundle:
     checkpoint_size: int
     record_ids: list[int]
     redacted: bool
+    hashes_only: bool = False
+    artifacts_included: int = 0
+    artifacts_withheld: int = 0
+    artifacts_missing: int = 0
+    replay_reports: int = 0
+    replay_reports_missing: int = 0
 
 
-def export_bundle(ledger: Any, case_id: str, record_ids: Sequence[int], *, earlier_size: int | None = None,
-                  redact: bool = False, tool_version: str = "custody-ledger") -> Bundle:
-    """Build the case's bundle at the latest checkpoint. ``ledger`` is a ``ledger.service.Ledger``.
+def export_bundle(ledger: Any, case_id: str, record_ids: Sequence[int], *, data_dir: str | Path,
+                  earlier_size: int | None = None, redact: bool = False, hashes_only: bool = False,
+                  tool_version: str = "custody-ledger") -> Bundle:
+    """Build the case's bundle at the latest checkpoint. ``ledger`` is a ``ledger.service.Ledger``;
+    ``data_dir`` is its data folder (the evidence store and the replay reports live there).
 
-    The case is the union of the traces of ``record_ids`` (records beyond the checkpoint left out).
+    The case is the union of the traces of ``record_ids`` (records beyond the checkpoint left out)
+    and every access record of ``case_id`` below the checkpoint.
     """
     if not record_ids:
         raise InvalidInput("name at least one record for the case")
@@ -96,7 +106,6 @@ def export_bundle(ledger: Any, case_id: str, record_ids: Sequence[int], *, earli
     if cp is None or cp.size == 0:
         raise NotFound("no checkpoint covers any record yet (run `custody checkpoint`)")
     ids: set[int] = set()
-    edges: list[dict[str, Any]] = []
     for rid in record_ids:
         if rid >= cp.size:
             raise InvalidInput(f"record {rid} is not covered by the latest checkpoint (size {cp.size})")
@@ -105,9 +114,8 @@ def export_bundle(ledger: Any, case_id: str, record_ids: Sequence[int], *, earli
             raise InvalidInput(f"the chain of record {rid} has more than the trace limit of records; "
                                f"name narrower records for the case")
         ids |= {n["id"] for n in t["nodes"] if n["id"] < cp.size}
-        edges += t["edges"]
+    ids |= set(_case_accesses(ledger, case_id, cp.size))
     ids_sorted = sorted(ids)
-    edges = sorted({(e["src"], e["dst"], e["rel"]) for e in edges if e["src"] in ids and e["dst"] in ids})
 
     cps = ledger.checkpoints()
     if earlier_size is None:
@@ -121,296 +129,225 @@ def export_bundle(ledger: Any, case_id: str, record_ids: Sequence[int], *, earli
     files: dict[str, bytes] = {"data/checkpoint.txt": cp.note.encode(),
                                "data/earlier-checkpoint.txt": earlier.note.encode(),
                                "data/keys.txt": "".join(v.vkey + "\n" for v in ledger.keyring.verifiers).encode()}
-    consistency = ledger.prove_consistency(earlier.size, cp.size)
-    files["data/consistency.json"] = _json(consistency)
-    custody_log = []
+    files["data/consistency.json"] = json_file(ledger.prove_consistency(earlier.size, cp.size))
+    docs: dict[int, dict[str, Any]] = {}
     for i in ids_sorted:
-        rec = ledger.get(i)
         with ledger.store.read() as r:
             data = r.entry(i).data
-        files[f"data/records/{_name(i)}"] = data
+        files[f"data/records/{record_name(i)}"] = data
+        docs[i] = parse_json(data)
         p = ledger.prove_inclusion(i, cp.size)
-        files[f"data/proofs/{_name(i)}"] = _json({k: p[k] for k in ("index", "size", "leaf_hash", "proof")})
-        doc = rec["record"]
-        if doc["kind"] == "access" and doc["body"].get("case_id") == case_id:
-            custody_log.append({"id": i, "ledger_time": doc["ledger_time"], **doc["body"]})
-        if doc.get("sealed") and not redact:
+        files[f"data/proofs/{record_name(i)}"] = json_file({k: p[k] for k in ("index", "size", "leaf_hash", "proof")})
+        if docs[i].get("sealed") and not redact:
             try:
-                files[f"data/disclosures/{_name(i)}"] = _json(ledger.reveal(i))
+                files[f"data/disclosures/{record_name(i)}"] = json_file(ledger.reveal(i))
             except SubjectErased:
                 pass  # crypto-shredded: the commitment stays, the value is gone for everyone
-    files["data/trace.json"] = _json({"case_id": case_id, "records": ids_sorted,
-                                      "edges": [{"src": s, "dst": d, "rel": r} for s, d, r in edges]})
-    files["data/custody-log.json"] = _json(custody_log)
-    files["data/README.txt"] = _readme(case_id, cp, earlier, len(ids_sorted), redact).encode()
+    edges = sorted({(i, ln["id"], ln["rel"]) for i, d in docs.items() for ln in d.get("links", []) if ln["id"] in docs})
+    files["data/trace.json"] = json_file({"case_id": case_id, "records": ids_sorted,
+                                          "edges": [{"src": s, "dst": d, "rel": r} for s, d, r in edges]})
+    files["data/custody-log.json"] = json_file(custody_log(docs, case_id))
 
-    payload = files
-    oxum = f"{sum(len(b) for b in payload.values())}.{len(payload)}"
-    bag_info = (f"Bag-Software-Agent: {tool_version}\nBagging-Date: {cp.created_at[:10]}\n"
-                f"External-Identifier: {case_id}\nCustody-Checkpoint-Size: {cp.size}\n"
-                f"Custody-Redacted: {'yes' if redact else 'no'}\nPayload-Oxum: {oxum}\n").encode()
-    tag = {"bagit.txt": BAGIT_TXT, "bag-info.txt": bag_info,
-           "manifest-sha256.txt": _manifest(payload, "sha256"), "manifest-sha512.txt": _manifest(payload, "sha512")}
-    tag["bundle-signature.txt"] = sign_note(_signed_text(case_id, tag), [ledger.keyring.signer()]).encode()
-    tagged = {n: tag[n] for n in ("bagit.txt", "bag-info.txt", "manifest-sha256.txt", "manifest-sha512.txt",
-                                  "bundle-signature.txt")}
-    tag["tagmanifest-sha256.txt"] = _manifest(tagged, "sha256")
-    tag["tagmanifest-sha512.txt"] = _manifest(tagged, "sha512")
+    index = artifact_index(docs)
+    store = artifact_store_for(data_dir)
+    status: dict[str, str] = {}
+    missing: list[dict[str, Any]] = []
+    for sha, recs in index.items():
+        content, reason = _artifact_bytes(store, sha, [r["id"] for r in recs], docs)
+        if content is None:
+            status[sha] = "missing"
+            missing.append({"sha256": sha, "records": [r["id"] for r in recs], "reason": reason})
+        elif hashes_only:
+            status[sha] = "withheld"
+        else:
+            status[sha] = "included"
+            files[f"{ARTIFACT_DIR}{sha}"] = content
+    files["data/artifacts.json"] = json_file(artifacts_file(index, status))
+    files["data/artifacts-missing.json"] = json_file(missing)
 
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for name in sorted({**payload, **tag}):
-            info = zipfile.ZipInfo(f"{ROOT}/{name}", date_time=ZIP_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            info.create_system = 3
-            z.writestr(info, {**payload, **tag}[name])
-    data = buf.getvalue()
-    return Bundle(data, hashlib.sha256(data).hexdigest(), case_id, cp.size, ids_sorted, redact)
+    origin = ledger.config.origin
+    replays_missing = _replay_files(ledger, docs, Path(data_dir) / "replays", origin, files)
+    files["data/replays-missing.json"] = json_file(replays_missing)
+    files["data/provenance.json"] = json_file(provenance(docs, case_id))
+    counts = {s: sum(1 for v in status.values() if v == s) for s in ("included", "withheld", "missing")}
+    n_replays = len(set(replay_reports(docs).values()))
+    files["data/README.txt"] = _readme(case_id, origin, cp, earlier, len(ids_sorted), redact, hashes_only, counts,
+                                       n_replays, len(replays_missing)).encode()
+
+    bag_info = {"Bag-Software-Agent": tool_version, "Bagging-Date": cp.created_at[:10],
+                "External-Identifier": case_id, "Custody-Checkpoint-Size": str(cp.size),
+                "Custody-Redacted": "yes" if redact else "no",
+                "Custody-Artifact-Bytes": BYTES_WITHHELD if hashes_only else BYTES_INCLUDED,
+                "Custody-Log-Complete-To-Size": str(cp.size)}
+    data = pack(files, bag_info, case_id, ledger.keyring.signer())
+    return Bundle(data, hashlib.sha256(data).hexdigest(), case_id, cp.size, ids_sorted, redact, hashes_only,
+                  counts["included"], counts["withheld"], counts["missing"], n_replays, len(replays_missing))
+
+
+def _case_accesses(ledger: Any, case_id: str, size: int) -> list[int]:
+    """Every ``access`` record of ``case_id`` at an index below ``size``.
+
+    A scan of the entries' kind column in chunks (each its own short read transaction), then the
+    access records' bodies. O(ledger size) in the kind column: bundles are exported as jobs, and the
+    custody log must be complete, which no trace guarantees (an access under this case id may have
+    read records outside the case's chain)."""
+    out: list[int] = []
+    for start in range(0, size, ACCESS_SCAN_CHUNK):
+        with ledger.store.read() as r:
+            cols, _links, _sealed = r.derived_rows(start, min(size, start + ACCESS_SCAN_CHUNK))
+            for i in sorted(i for i, (kind, _subject) in cols.items() if kind == Kind.ACCESS.value):
+                if parse_json(r.entry(i).data)["body"].get("case_id") == case_id:
+                    out.append(i)
+    return out
+
+
+def _artifact_bytes(store: ArtifactStore, sha: str, rec_ids: list[int],
+                    docs: dict[int, dict[str, Any]]) -> tuple[bytes | None, str]:
+    """The bytes of the artifact ``sha`` from the evidence store, checked; or None and why not."""
+    named = ", ".join(str(i) for i in rec_ids)
+    refs = sorted({str(docs[i]["body"].get("storage_ref")) for i in rec_ids})
+    for i in rec_ids:
+        ref_sha = sha256_from_ref(docs[i]["body"].get("storage_ref"))
+        if ref_sha is not None and ref_sha != sha:
+            raise VerificationError(f"artifact record {i}: its storage_ref names the bytes {ref_sha}, but its "
+                                    f"sha256 is {sha}; the export is refused")
+    if not store.has(sha):
+        if any(sha256_from_ref(ref) for ref in refs):
+            return None, (f"record(s) {named} name Custody's evidence store, but the store has no file "
+                          f"for these bytes: they were lost")
+        return None, (f"the bytes are kept outside Custody ({', '.join(refs)}); the evidence store holds no copy")
+    try:
+        content = store.get(sha)
+    except VerificationError as err:
+        raise VerificationError(f"artifact record(s) {named}: {err}; the export is refused") from None
+    if hashlib.sha256(content).hexdigest() != sha:  # the store re-hashes too; never trust one check
+        raise VerificationError(f"artifact record(s) {named}: the stored bytes do not hash to {sha}; "
+                                f"the export is refused")
+    return content, ""
+
+
+def _replay_files(ledger: Any, docs: dict[int, dict[str, Any]], folder: Path, origin: str,
+                  files: dict[str, bytes]) -> list[dict[str, Any]]:
+    """Add each replay report of the case and its note to ``files``, checked; return those missing."""
+    missing: list[dict[str, Any]] = []
+    for rid, sha in replay_reports(docs).items():
+        path = folder / f"{sha}.json"
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            missing.append({"record": rid, "report_sha256": sha, "reason": f"the report file is not in {folder}"})
+            continue
+        except OSError as err:
+            raise StorageError(f"cannot read replay report {path}: {err.strerror}") from None
+        if hashlib.sha256(raw).hexdigest() != sha:
+            raise VerificationError(f"replay report {path} does not hash to record {rid}'s report_sha256 {sha}: "
+                                    f"the file was altered; the export is refused")
+        in_record = docs[rid]["body"].get("signature")
+        note_path = path.with_suffix(".note")
+        try:
+            note = note_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            note = in_record if isinstance(in_record, str) else None
+        except (OSError, UnicodeError) as err:
+            raise StorageError(f"cannot read {note_path}: {err}") from None
+        if note is None:
+            raise VerificationError(f"replay report record {rid} carries no signature and {note_path} is missing")
+        if in_record is not None and note != in_record:
+            raise VerificationError(f"{note_path} differs from the signature in record {rid}; the export is refused")
+        try:
+            text = open_note(note, ledger.keyring.verifiers).text
+        except VerificationError as err:
+            raise VerificationError(f"replay report record {rid}: its signature does not verify with this "
+                                    f"ledger's keys ({err}); the export is refused") from None
+        if text != replay_note_text(origin, sha):
+            raise VerificationError(f"replay report record {rid}: its signed note names another report or origin; "
+                                    f"the export is refused")
+        files[f"{REPLAY_DIR}{sha}.json"] = raw
+        files[f"{REPLAY_DIR}{sha}.note"] = note.encode()
+    return missing
 
 
 def record_export(ledger: Any, case_id: str, record_ids: Sequence[int], *, actor: str, role: str, purpose: str,
-                  earlier_size: int | None = None, redact: bool = False) -> tuple[Bundle, Any]:
+                  data_dir: str | Path, earlier_size: int | None = None, redact: bool = False,
+                  hashes_only: bool = False) -> tuple[Bundle, Any]:
     """Export, then append the export's `access` record (naming the bundle's hash) to the ledger."""
     from ledger.service import now_rfc3339
 
-    bundle = export_bundle(ledger, case_id, record_ids, earlier_size=earlier_size, redact=redact)
+    bundle = export_bundle(ledger, case_id, record_ids, data_dir=data_dir, earlier_size=earlier_size,
+                           redact=redact, hashes_only=hashes_only)
     [receipt] = ledger.append([{
         "kind": "access", "producer": "custody", "produced_at": now_rfc3339(),
         "links": [{"rel": "exported", "id": i} for i in sorted(set(record_ids))[:1000]],
         "body": {"actor": actor, "role": role, "action": "export", "case_id": case_id, "purpose": purpose,
                  "bundle_sha256": bundle.sha256, "checkpoint_size": bundle.checkpoint_size,
-                 "records": len(bundle.record_ids), "redacted": redact}}], trusted=True)
+                 "records": len(bundle.record_ids), "redacted": redact, "hashes_only": hashes_only}}], trusted=True)
     return bundle, receipt
 
 
-def _readme(case_id: str, cp: Any, earlier: Any, n: int, redact: bool) -> str:
+def _readme(case_id: str, origin: str, cp: Any, earlier: Any, n: int, redact: bool, hashes_only: bool,
+            artifacts: dict[str, int], replays: int, replays_missing: int) -> str:
+    if hashes_only:
+        art = (f"This bundle is HASHES ONLY: no artifact's bytes are inside ({artifacts['withheld']} withheld,\n"
+               f"held by the ledger's operator). Each artifact record still carries its SHA-256, so bytes\n"
+               f"obtained separately can be checked against it with sha256sum.")
+    else:
+        art = (f"data/artifacts/ holds the original bytes of {artifacts['included']} artifact(s), each file named\n"
+               f"by its SHA-256: `sha256sum data/artifacts/*` must print each file's own name, and that name\n"
+               f"is the sha256 of the artifact record(s) listed for it in data/artifacts.json.")
     return f"""Custody evidence bundle — case {case_id}
 
 This is a BagIt bag (RFC 8493) of {n} records from a Custody ledger, an append-only Merkle log
 (RFC 9162). Everything here can be checked without the ledger, its database or its operator;
-you need only the ledger's verifier key, obtained independently of this bundle.
+you need only the ledger's verifier key(s), obtained independently of this bundle (all of them,
+if the ledger's key was rotated: older signatures are by older keys).
 
 Check it with the verifier:   custody verify-bundle BUNDLE.zip --key 'VERIFIER KEY'
 
-Or by hand:
-1. Every payload file's SHA-256 is listed in manifest-sha256.txt (sha256sum -c manifest-sha256.txt).
+Or by hand (in the custody-bundle folder):
+1. sha256sum -c manifest-sha256.txt  (every payload file, and nothing else: compare the list with
+   the files under data/).
 2. bundle-signature.txt is a signed note (C2SP signed-note, Ed25519) over the SHA-256 of bagit.txt,
    bag-info.txt and both payload manifests; checked with the verifier key.
-3. data/checkpoint.txt is the log's signed tree head (C2SP tlog-checkpoint): origin, tree size
-   ({cp.size}) and root hash, signed with the same key.
-4. Each record's leaf hash is SHA-256 of the byte 0x00 followed by the bytes of data/records/N.json;
-   data/proofs/N.json is its inclusion proof (RFC 9162 section 2.1.3.2) up to that root.
+3. data/checkpoint.txt is the log's signed tree head (C2SP tlog-checkpoint): origin ({origin}),
+   tree size ({cp.size}) and root hash (base64), signed with the same key.
+4. Each record's leaf hash is SHA-256 of the byte 0x00 followed by the bytes of data/records/N.json.
+   data/proofs/N.json is its inclusion proof (RFC 9162 section 2.1.3.2): with fn = N, sn = size - 1
+   and r = the leaf hash, for each hash p in the proof: if sn = 0 fail; if fn is odd or fn = sn,
+   r = SHA-256(0x01 || p || r) and, while fn is even and fn != 0, shift fn and sn right once;
+   otherwise r = SHA-256(0x01 || r || p); then shift fn and sn right once. At the end sn must be 0
+   and r must equal the checkpoint's root hash.
 5. data/consistency.json proves the tree of data/earlier-checkpoint.txt (size {earlier.size}) is a
    prefix of the current one (RFC 9162 section 2.1.4.2): the log was not rewritten in between.
 6. In records, "sealed" holds SHA-256("custody-seal-v1" 0x00 || salt || canonical JSON of the value)
-   for each sensitive field. {"This bundle is redacted: values are not included." if redact else
+   for each sensitive field. {"This bundle is REDACTED: those values are not included." if redact else
    "data/disclosures/N.json gives each value and its salt so the commitment can be recomputed."}
 7. Each link in a record carries the linked record's leaf hash.
 
-data/custody-log.json lists the recorded accesses to this case up to the checkpoint. The export
-that produced this file is itself recorded in the ledger, with this bundle's SHA-256.
+Artifacts. {art}
+data/artifacts-missing.json lists artifacts whose bytes the ledger's operator does not hold ({artifacts['missing']}),
+with the reason. Redaction (sealed values) and hashes-only (artifact bytes) are independent options.
+
+Replay reports ({replays}). data/replays/SHA.json is a report byte for byte (sha256sum prints SHA, the
+report_sha256 of its replay_report record); data/replays/SHA.note is a signed note, checked with the
+verifier key, whose text is "{replay_note_text(origin, 'SHA').rstrip()}" on three lines.
+Reports whose file is no longer on disk: data/replays-missing.json ({replays_missing}).
+
+data/provenance.json summarises, for each output artifact, the watermark payload and Content
+Credentials (C2PA) state the pipeline recorded when it analysed the marked output (the "watermark.*",
+"c2pa.*" and "provenance.*" signals of the safety_decision records with stage "analysis"), beside
+what the artifact record says was embedded. It is derived from the records; the verifier recomputes it.
+
+Custody log. data/custody-log.json lists every recorded access to this case (access records with
+case id {case_id}) in the ledger below the checkpoint (size {cp.size}), in index order; each entry is one
+of the records above, with its inclusion proof. The verifier checks that each entry is a proven
+record naming this case and that no access record of this case in the bundle is left out. It
+cannot check that the ledger holds no other access record of this case: that completeness is the
+exporter's claim (bag-info.txt Custody-Log-Complete-To-Size, signed). A court can test it against
+any later bundle of the same case, which must list the same accesses, or against the ledger. The
+export that produced this file is itself recorded in the ledger, with this bundle's SHA-256, and
+appears in the next bundle of the case.
 """
 
 
-# --- verification (pure: bytes and keys in, findings out) ----------------------------------------
-
-
-@dataclass
-class BundleReport:
-    checks: list[tuple[str, bool, str]] = field(default_factory=list)
-    case_id: str | None = None
-    records: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.checks) and all(ok for _, ok, _ in self.checks)
-
-    def add(self, name: str, ok: bool, detail: str = "") -> bool:
-        self.checks.append((name, ok, detail))
-        return ok
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "case_id": self.case_id, "records": self.records,
-                "checks": [{"check": n, "ok": ok, "detail": d} for n, ok, d in self.checks]}
-
-
-def _read_zip(data: bytes, report: BundleReport) -> dict[str, bytes] | None:
-    try:
-        z = zipfile.ZipFile(io.BytesIO(data))
-        infos = z.infolist()
-    except (zipfile.BadZipFile, ValueError, OSError) as err:
-        report.add("zip", False, f"not a readable zip: {err}")
-        return None
-    names = [i.filename for i in infos]
-    if len(infos) > MAX_BUNDLE_FILES or sum(i.file_size for i in infos) > MAX_UNCOMPRESSED:
-        report.add("zip", False, "too many files or too large to be a bundle")
-        return None
-    if names != sorted(names) or len(set(names)) != len(names):
-        report.add("zip", False, "members are reordered or duplicated (an export writes them sorted, once)")
-        return None
-    files: dict[str, bytes] = {}
-    for info in infos:
-        p = PurePosixPath(info.filename)
-        if p.is_absolute() or ".." in p.parts or p.parts[0] != ROOT or info.is_dir():
-            report.add("zip", False, f"unexpected member {info.filename!r}")
-            return None
-        if info.date_time != ZIP_TIME:
-            report.add("zip", False, f"{info.filename}: timestamp differs from an export's")
-            return None
-        try:
-            files[str(PurePosixPath(*p.parts[1:]))] = z.read(info)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as err:  # CRC error etc.
-            report.add("zip", False, f"{info.filename}: {err}")
-            return None
-    report.add("zip", True, f"{len(files)} files under {ROOT}/")
-    return files
-
-
-def verify_bundle(data: bytes, vkeys: Sequence[str]) -> BundleReport:
-    """Check a bundle completely; needs no database and no network, only the verifier key(s)."""
-    report = BundleReport()
-    try:
-        verifiers = [NoteVerifier.from_vkey(v) for v in vkeys]
-    except FormatError as err:
-        report.add("key", False, str(err))
-        return report
-    if not verifiers:
-        report.add("key", False, "give the ledger's verifier key (--key)")
-        return report
-    files = _read_zip(data, report)
-    if files is None:
-        return report
-    try:
-        _verify_files(files, verifiers, report)
-    except (CustodyError, KeyError, ValueError, TypeError, AttributeError, IndexError, OSError) as err:
-        # malformed content: a finding, not a crash
-        report.add("structure", False, f"{type(err).__name__}: {err}")
-    return report
-
-
-def _verify_files(files: dict[str, bytes], verifiers: list[NoteVerifier], report: BundleReport) -> None:
-    payload = {n: b for n, b in files.items() if n.startswith("data/")}
-    extra = sorted(set(files) - set(payload) - set(TAG_FILES))
-    missing_tags = sorted(set(TAG_FILES) - set(files))
-    if not report.add("layout", not extra and not missing_tags,
-                      f"unexpected {extra}" if extra else f"missing {missing_tags}" if missing_tags else "BagIt layout"):
-        return
-    # 1. payload ↔ manifests, byte-exact (an export writes canonical manifests)
-    for alg in ("sha256", "sha512"):
-        name = f"manifest-{alg}.txt"
-        report.add(name, files[name] == _manifest(payload, alg),
-                   "every payload file listed with its hash" if files[name] == _manifest(payload, alg)
-                   else "payload files and manifest disagree (a file changed, was added or removed)")
-    tagged = {n: files[n] for n in ("bagit.txt", "bag-info.txt", "manifest-sha256.txt", "manifest-sha512.txt",
-                                    "bundle-signature.txt")}
-    for alg in ("sha256", "sha512"):
-        name = f"tagmanifest-{alg}.txt"
-        report.add(name, files[name] == _manifest(tagged, alg), "tag files listed with their hashes"
-                   if files[name] == _manifest(tagged, alg) else "tag files and tag manifest disagree")
-    report.add("bagit", *_bagit_second_opinion(files))
-    # 2. the signature over the bag's description
-    try:
-        text = open_note(files["bundle-signature.txt"], verifiers).text
-        lines = text.rstrip("\n").split("\n")
-        ok = lines[0] == FORMAT and lines[1].startswith("case ") and text == _signed_text(lines[1][5:], files)
-        report.case_id = lines[1][5:] if len(lines) > 1 else None
-        report.add("bundle signature", ok, f"case {report.case_id}" if ok else "signed hashes do not match the files")
-    except CustodyError as err:
-        report.add("bundle signature", False, str(err))
-    # 3. the checkpoint and the earlier one
-    try:
-        cp = Checkpoint.parse(open_note(files["data/checkpoint.txt"], verifiers).text)
-        report.add("checkpoint", True, f"{cp.origin} size {cp.size}")
-    except CustodyError as err:
-        report.add("checkpoint", False, str(err))
-        return
-    try:
-        old = Checkpoint.parse(open_note(files["data/earlier-checkpoint.txt"], verifiers).text)
-        c = parse_json(files["data/consistency.json"])
-        proof = [bytes.fromhex(h) for h in c["proof"]]
-        ok = (c["old_size"], c["new_size"], c["old_root"], c["new_root"]) == (old.size, cp.size, old.root.hex(),
-                                                                              cp.root.hex())
-        if ok:
-            merkle.verify_consistency(old.size, cp.size, old.root, cp.root, proof)
-        report.add("consistency", ok and old.origin == cp.origin,
-                   f"size {old.size} → {cp.size}" if ok else "proof is not between the two signed checkpoints")
-    except CustodyError as err:
-        report.add("consistency", False, str(err))
-    # 4. records, proofs, links, disclosures
-    records: dict[int, dict[str, Any]] = {}
-    leaves: dict[int, bytes] = {}
-    bad: list[str] = []
-    for name in sorted(n for n in payload if n.startswith("data/records/")):
-        idx = int(PurePosixPath(name).stem)
-        raw = payload[name]
-        leaf = merkle.leaf_hash(raw)
-        proof_name = f"data/proofs/{_name(idx)}"
-        try:
-            doc = parse_json(raw)
-            if canonical_json(doc) != raw:
-                raise FormatError("not canonical JSON")
-            p = parse_json(payload[proof_name])
-            if (p["index"], p["size"], p["leaf_hash"]) != (idx, cp.size, leaf.hex()):
-                raise FormatError("proof is for another record or tree")
-            merkle.verify_inclusion(leaf, idx, cp.size, [bytes.fromhex(h) for h in p["proof"]], cp.root)
-        except (CustodyError, KeyError) as err:
-            bad.append(f"record {idx}: {err}")
-            continue
-        records[idx], leaves[idx] = doc, leaf
-    orphans = {int(PurePosixPath(n).stem) for n in payload if n.startswith("data/proofs/")} - set(records)
-    bad += [f"proof {i} has no record" for i in sorted(orphans) if f"data/records/{_name(i)}" not in payload]
-    report.records = len(records)
-    report.add("records and inclusion proofs", not bad and bool(records),
-               "; ".join(bad[:5]) if bad else f"{len(records)} records in the signed tree")
-    link_bad = [f"record {i} → {ln['id']}" for i, d in records.items() for ln in d.get("links", [])
-                if ln["id"] in leaves and leaves[ln["id"]].hex() != ln["leaf"]]
-    report.add("links", not link_bad, "; ".join(link_bad[:5]) or "links carry the linked records' leaf hashes")
-    disc_bad = []
-    for name in sorted(n for n in payload if n.startswith("data/disclosures/")):
-        idx = int(PurePosixPath(name).stem)
-        try:
-            for fname, d in parse_json(payload[name]).items():
-                check_disclosure(records[idx]["sealed"][fname], d["salt"], d["value"])
-        except (CustodyError, KeyError) as err:
-            disc_bad.append(f"record {idx}: {err}")
-    report.add("disclosures", not disc_bad, "; ".join(disc_bad[:5]) or "disclosed values match their commitments")
-    # 5. the trace graph and the custody log agree with the records
-    trace = parse_json(payload["data/trace.json"])
-    want_edges = sorted({(i, ln["id"], ln["rel"]) for i, d in records.items() for ln in d.get("links", [])
-                         if ln["id"] in records})
-    got_edges = sorted((e["src"], e["dst"], e["rel"]) for e in trace["edges"])
-    report.add("trace", trace["records"] == sorted(records) and got_edges == want_edges
-               and trace["case_id"] == report.case_id, "graph matches the records' links")
-    log = parse_json(payload["data/custody-log.json"])
-    log_ok = all(e["id"] in records and records[e["id"]]["kind"] == "access"
-                 and records[e["id"]]["body"].get("case_id") == report.case_id for e in log)
-    report.add("custody log", log_ok, f"{len(log)} recorded accesses, each a proven record")
-
-
-def _bagit_second_opinion(files: dict[str, bytes]) -> tuple[bool, str]:
-    """Validate with the ``bagit`` library (full checksums, never its size-only fast mode)."""
-    import bagit
-
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / ROOT
-        try:
-            for name, data in files.items():
-                path = root / name
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(data)
-        except OSError as err:  # e.g. a member that is both a file and a folder
-            return False, f"bagit: the bag cannot be laid out on disk: {err}"
-        try:
-            bagit.Bag(str(root)).validate(fast=False)
-        except (bagit.BagError, bagit.BagValidationError, OSError, UnicodeError) as err:
-            return False, f"bagit: {str(err)[:300]}"
-    return True, "bagit library validates the bag (full checksums)"
-
-
-def read_bundle_file(path: Path) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as err:
-        raise InvalidInput(f"cannot read {path}: {err.strerror}") from None
-
+__all__ = ["Bundle", "BundleReport", "FORMAT", "ROOT", "ZIP_TIME", "export_bundle", "read_bundle_file",
+           "record_export", "verify_bundle"]

@@ -47,3 +47,26 @@ def test_failed_and_unknown_jobs(client: TestClient, auth: Auth, ledger: Ledger)
     assert client.get("/v1/jobs/not-a-job", headers=auth("legal")).status_code == 422
     bad = client.post("/v1/bundles", json={"case_id": "c", "record_ids": [], "purpose": "p"}, headers=auth("legal"))
     assert bad.status_code == 422
+
+
+def test_hashes_only_export_over_http(client: TestClient, auth: Auth, ledger: Ledger) -> None:
+    ledger.append(sample_incident())
+    r = client.post("/v1/bundles", json={"case_id": "case-78", "record_ids": [8], "purpose": "court order",
+                                         "hashes_only": True, "redact": True}, headers=auth("legal"))
+    job = wait(client, auth, r.json()["id"])
+    assert job["state"] == "done", job
+    assert job["result"]["hashes_only"] is True and job["result"]["redacted"] is True
+    # the sample's artifacts are kept outside Custody: listed as missing, with the reason
+    assert job["result"]["artifacts"] == {"included": 0, "withheld": 0, "missing": 2}
+    z = client.get(f"/v1/bundles/{job['id']}", headers=auth("legal"))
+    assert verify_bundle(z.content, [ledger.keyring.active.vkey]).ok
+    import io
+    import zipfile
+
+    info = zipfile.ZipFile(io.BytesIO(z.content)).read("custody-bundle/bag-info.txt")
+    assert b"Custody-Artifact-Bytes: withheld (hashes only)" in info and b"Custody-Redacted: yes" in info
+    access = ledger.get(job["result"]["access_record"])["record"]
+    assert access["body"]["hashes_only"] is True
+    bad = client.post("/v1/bundles", json={"case_id": "c", "record_ids": [8], "purpose": "p", "hashes_only": "yes"},
+                      headers=auth("legal"))
+    assert bad.status_code == 422

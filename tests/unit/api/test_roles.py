@@ -50,7 +50,12 @@ EXPECTED: dict[tuple[str, str], set[Role]] = {
     ("POST", "/v1/review/{item_id}/decision"): {REV},
     ("GET", "/v1/review/sla"): {A, REV},
     ("POST", "/v1/generations"): {S},
+    ("POST", "/v1/replays"): {I},
+    ("GET", "/v1/replays/{report_id}"): {I},
+    ("GET", "/v1/replay-jobs/{job_id}"): {I},
 }
+
+REPLAY = {"record_id": 5, "mode": "remoderate", "backend": "process"}  # record 5 is the world's prompt
 
 # A valid request for each endpoint (the state it needs is made by ``world``).
 EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
@@ -81,6 +86,9 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/generations"): {"url": "/v1/generations",  # record 4 is the world's principal
                                   "json": {"principal_id": 4, "surface": "imagine", "prompt": "a lighthouse", "seed": 1,
                                            "parameters": {"width": 128, "height": 128}}},
+    ("POST", "/v1/replays"): {"url": "/v1/replays", "json": REPLAY},
+    ("GET", "/v1/replays/{report_id}"): {"url": "/v1/replays/{replay_report}"},
+    ("GET", "/v1/replay-jobs/{job_id}"): {"url": "/v1/replay-jobs/{replay_job}"},
 }
 
 
@@ -93,11 +101,14 @@ def all_routes() -> list[Any]:
     from api.review_routes import review_router
 
     from api.generations import generation_router
+    from api.replays import investigator_jobs_router, replay_router
 
     return (list(api_routes(router.routes))
             + list(api_routes(bundle_router(None, None, Path("."), _responses).routes))  # type: ignore[arg-type]
             + list(api_routes(generation_router(None, _responses).routes))  # type: ignore[arg-type]
-            + list(api_routes(review_router(_responses).routes)))
+            + list(api_routes(review_router(_responses).routes))
+            + list(api_routes(replay_router(None, None, Path("."), _responses).routes))  # type: ignore[arg-type]
+            + list(api_routes(investigator_jobs_router(None, _responses).routes)))  # type: ignore[arg-type]
 
 
 def app_routes() -> list[tuple[str, str]]:
@@ -142,6 +153,10 @@ def world(ledger: Ledger, settings: Settings, tokens: dict[str, str]) -> dict[st
     [p] = ledger.append([{"kind": "principal", "producer": "svc:test", "produced_at": "2025-12-30T10:00:00Z",
                           "subject": "subj:u-1", "body": {"pseudonym": "u-1", "principal_type": "user"}}])
     assert p.id == 4  # the generation example names it
+    [q] = ledger.append([{"kind": "prompt", "producer": "svc:test", "produced_at": "2025-12-30T10:00:00Z",
+                          "subject": "subj:u-1", "body": {"surface": "chat"}, "links": [{"rel": "principal", "id": 4}],
+                          "sensitive": {"text": "a lighthouse at dusk"}}])
+    assert q.id == 5  # the replay examples name it
     ledger.append([{"kind": "safety_decision", "producer": "svc:safety", "produced_at": "2025-12-30T10:00:00Z",
                     "links": [{"rel": "artifact", "id": 0}],  # record 0 waits for review
                     "body": {"action": "hold", "policy_id": "p", "policy_version": "1", "pipeline_version": "v1",
@@ -172,6 +187,19 @@ def finished_job(client: TestClient, auth: Auth) -> str:
     raise AssertionError("export job did not finish")
 
 
+def finished_replay(client: TestClient, auth: Auth) -> tuple[str, int]:
+    r = client.post("/v1/replays", json=REPLAY, headers=auth("investigator", access=True))
+    assert r.status_code == 202, r.text
+    job = r.json()["id"]
+    for _ in range(1200):
+        j = client.get(f"/v1/replay-jobs/{job}", headers=auth("investigator")).json()
+        if j["state"] in ("done", "failed"):
+            assert j["state"] == "done", j
+            return job, j["result"]["report_id"]
+        time.sleep(0.05)
+    raise AssertionError("replay job did not finish")
+
+
 @pytest.mark.parametrize("method,path", app_routes())
 def test_role_matrix(method: str, path: str, client: TestClient, auth: Auth, world: dict[str, str]) -> None:
     example = EXAMPLES[(method, path)]
@@ -180,6 +208,9 @@ def test_role_matrix(method: str, path: str, client: TestClient, auth: Auth, wor
     url = example["url"]
     if "{job}" in url:  # a finished export job to ask about
         url = url.replace("{job}", finished_job(client, auth))
+    if "{replay_job}" in url or "{replay_report}" in url:  # a finished replay and its report
+        job, report = finished_replay(client, auth)
+        url = url.replace("{replay_job}", job).replace("{replay_report}", str(report))
 
     def call(headers: dict[str, str]) -> Any:
         kw = {k: v for k, v in example.items() if k != "url"}
