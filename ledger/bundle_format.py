@@ -34,7 +34,7 @@ REQUIRED_DATA = ("data/README.txt", "data/checkpoint.txt", "data/earlier-checkpo
                  "data/artifacts-missing.json", "data/replays-missing.json", "data/provenance.json")
 ARTIFACT_DIR = "data/artifacts/"
 REPLAY_DIR = "data/replays/"
-# The first line of a replay report's signed note. Must equal ``sandbox.replay.NOTE_HEADER`` (a test
+# The first line of a replay report's signed note. Must equal ``sandbox.report.NOTE_HEADER`` (a test
 # checks); defined here so the verifier does not import the sandbox.
 REPLAY_NOTE_HEADER = "custody.replay-report/v1"
 # bag-info values for the artifacts' bytes (the bag-info is covered by the bundle's signature)

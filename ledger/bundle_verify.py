@@ -23,11 +23,32 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ledger import merkle
-from ledger.bundle_format import (ARTIFACT_DIR, BYTES_INCLUDED, BYTES_WITHHELD, FORMAT, MAX_BUNDLE_FILES,
-                                  MAX_UNCOMPRESSED, REPLAY_DIR, REQUIRED_DATA, ROOT, SHA256_HEX, SIGNED_TAG_FILES,
-                                  TAG_FILES, ZIP_TIME, artifact_index, artifacts_file, custody_log, json_file,
-                                  manifest, parse_bag_info, provenance, record_name, replay_note_text,
-                                  replay_reports, signed_text)
+from ledger.bundle_format import (
+    ARTIFACT_DIR,
+    BYTES_INCLUDED,
+    BYTES_WITHHELD,
+    FORMAT,
+    MAX_BUNDLE_FILES,
+    MAX_UNCOMPRESSED,
+    REPLAY_DIR,
+    REQUIRED_DATA,
+    ROOT,
+    SHA256_HEX,
+    SIGNED_TAG_FILES,
+    TAG_FILES,
+    ZIP_TIME,
+    artifact_index,
+    artifacts_file,
+    custody_log,
+    json_file,
+    manifest,
+    parse_bag_info,
+    provenance,
+    record_name,
+    replay_note_text,
+    replay_reports,
+    signed_text,
+)
 from ledger.checkpoint import Checkpoint
 from ledger.errors import CustodyError, FormatError, InvalidInput
 from ledger.keys import NoteVerifier, open_note

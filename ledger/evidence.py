@@ -64,9 +64,24 @@ from pathlib import Path
 from typing import Any
 
 from ledger.artifacts import ArtifactStore, artifact_store_for, sha256_from_ref
-from ledger.bundle_format import (ARTIFACT_DIR, BYTES_INCLUDED, BYTES_WITHHELD, FORMAT, REPLAY_DIR, ROOT, ZIP_TIME,
-                                  artifact_index, artifacts_file, custody_log, json_file, pack, provenance,
-                                  record_name, replay_note_text, replay_reports)
+from ledger.bundle_format import (
+    ARTIFACT_DIR,
+    BYTES_INCLUDED,
+    BYTES_WITHHELD,
+    FORMAT,
+    REPLAY_DIR,
+    ROOT,
+    ZIP_TIME,
+    artifact_index,
+    artifacts_file,
+    custody_log,
+    json_file,
+    pack,
+    provenance,
+    record_name,
+    replay_note_text,
+    replay_reports,
+)
 from ledger.bundle_verify import BundleReport, read_bundle_file, verify_bundle
 from ledger.errors import InvalidInput, NotFound, StorageError, SubjectErased, VerificationError
 from ledger.keys import open_note
@@ -349,5 +364,14 @@ appears in the next bundle of the case.
 """
 
 
-__all__ = ["Bundle", "BundleReport", "FORMAT", "ROOT", "ZIP_TIME", "export_bundle", "read_bundle_file",
-           "record_export", "verify_bundle"]
+__all__ = [
+    "FORMAT",
+    "ROOT",
+    "ZIP_TIME",
+    "Bundle",
+    "BundleReport",
+    "export_bundle",
+    "read_bundle_file",
+    "record_export",
+    "verify_bundle",
+]

@@ -45,7 +45,7 @@ def case(ledger: Ledger) -> Ledger:
 
 def store_report(ledger: Ledger, data_dir: Path, report: dict[str, Any],
                  signer: NoteSigner | None = None) -> tuple[str, str]:
-    """A replay report stored the way sandbox.replay._store_report stores it (optionally signed by another key)."""
+    """A replay report stored the way sandbox.report.store_report stores it, but signed by ``signer``."""
     raw = canonical_json(report)
     sha = hashlib.sha256(raw).hexdigest()
     note = sign_note(replay_note_text(ledger.config.origin, sha), [signer or ledger.keyring.signer()])
@@ -98,8 +98,11 @@ def gateway_chain(ledger: Ledger, data_dir: Path, *, output_ref: str | None = No
                               "c2pa.ai_generated": True, "c2pa.watermark_payload": payload,
                               "provenance.mismatch": False}},
          "links": [{"rel": "artifact", "batch": 0}, {"rel": "generation", "id": gen}, {"rel": "policy", "id": 3}]}])
-    sha, note = store_report(ledger, data_dir, {"report_type": "custody.replay-report/v1", "target": first[1].id,
-                                                "status": "completed", "steps": []})
+    from sandbox.report import store_report as sandbox_store_report  # the replay's own code path
+
+    _raw, sha, note = sandbox_store_report(data_dir, {"report_type": "custody.replay-report/v1",
+                                                      "target": first[1].id, "status": "completed", "steps": []},
+                                           ledger)
     [rep] = ledger.append([replay_record(sha, note, first[1].id, second[1].id)])
     return {"upload": first[0].id, "prompt": first[1].id, "generation": gen, "output": second[0].id,
             "decision": second[1].id, "replay": rep.id, "report_sha256": sha}  # type: ignore[dict-item]
@@ -315,7 +318,7 @@ def test_replay_report_problems(rich: tuple[Ledger, dict[str, int]], data_dir: P
 
 
 def test_replay_note_header_is_the_sandboxs() -> None:
-    from sandbox.replay import NOTE_HEADER
+    from sandbox.report import NOTE_HEADER
 
     assert REPLAY_NOTE_HEADER == NOTE_HEADER
 
@@ -482,13 +485,13 @@ def test_cli_verifies_offline_without_network_or_database(rich: tuple[Ledger, di
     cmd = [sys.executable, "-m", "api.cli", "verify-bundle", str(bundle), "--key", ledger.keyring.active.vkey]
     unshare = shutil.which("unshare")
     assert unshare, "util-linux unshare is needed to test with networking off"
-    p = subprocess.run([unshare, "-n", *cmd], env=env, capture_output=True, text=True, timeout=120)
+    p = subprocess.run([unshare, "-n", *cmd], check=False, env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert "bundle verifies" in p.stdout and "FAIL" not in p.stdout
     for check in ("artifacts", "replay reports", "provenance", "custody log"):
         assert f"PASS  {check}:" in p.stdout, check
     bundle.write_bytes(bundle.read_bytes()[:-10])
-    p = subprocess.run([unshare, "-n", *cmd], env=env, capture_output=True, text=True, timeout=120)
+    p = subprocess.run([unshare, "-n", *cmd], check=False, env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 5 and "Traceback" not in p.stderr
 
 
