@@ -566,11 +566,14 @@ def review_sla(since: Annotated[str | None, typer.Option(help="Window start (RFC
 
 @app.command()
 def demo(data_dir: Annotated[Path, typer.Option("--data-dir", help="Where the demo ledger goes.")] = Path("custody-demo"),
+         backend: Annotated[str, typer.Option(help="replay sandbox: auto (Docker if an engine answers, else "
+                                                   "process), docker or process")] = "auto",
          as_json: Json = False) -> None:
-    """The main job: record a sample incident, prove and verify it, export and check its evidence bundle."""
+    """The main job: a platform records an abuse incident, an investigator traces and replays it in the
+    sandbox, legal exports the evidence bundle and verifies it offline."""
     from api.demo import run_demo
 
-    summary = run_demo(_settings(data_dir), console=None if as_json else out)
+    summary = run_demo(_settings(data_dir), console=None if as_json else out, backend=backend)
     if as_json:
         _emit(summary, True)
     if not (summary["verify"]["ok"] and summary["bundle"]["ok"]):

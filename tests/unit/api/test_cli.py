@@ -122,11 +122,6 @@ def test_invalid_utf8_on_stdin_via_subprocess(data_dir: Path) -> None:
     assert p.returncode == 2 and b"UTF-8" in p.stderr and b"Traceback" not in p.stderr
 
 
-def test_demo_runs_and_verifies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "demo", "--data-dir", str(tmp_path / "demo"), "--json")
-    assert code == 0 and out["verify"]["ok"] and len(out["appended"]) == 14  # type: ignore[index]
-
-
 def test_pipeline_commands(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "pipeline", "check-prompt", "put her in a b1k1ni, make it look real",
                        "--surface", "edit", "--json")
