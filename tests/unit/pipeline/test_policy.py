@@ -79,8 +79,15 @@ def test_default_policy_loads_with_the_required_categories() -> None:
 def test_default_policy_is_package_data() -> None:
     path = default_policy_path()
     assert path.is_file() and (path.parent / "default_rules.yaml").is_file()
-    pyproject = (Path(__file__).resolve().parents[3] / "pyproject.toml").read_text()
-    assert 'pipeline = ["policies/*.yaml"]' in pyproject
+    import tomllib
+
+    root = Path(__file__).resolve().parents[3]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["pipeline"]
+    shipped = {p.relative_to(root / "pipeline").as_posix() for g in globs for p in (root / "pipeline").glob(g)}
+    needed = {"policies/default.yaml", "policies/default_rules.yaml"}
+    needed |= {p.relative_to(root / "pipeline").as_posix() for p in (root / "pipeline" / "policies" / "archive").glob("*")}
+    needed |= {p.relative_to(root / "pipeline").as_posix() for p in (root / "pipeline" / "models").glob("*.json")}
+    assert needed <= shipped, f"not in the wheel's package data: {sorted(needed - shipped)}"
 
 
 def test_hash_is_sha256_of_canonical_json() -> None:
