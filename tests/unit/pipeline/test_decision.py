@@ -180,7 +180,7 @@ def test_pipeline_version_deterministic_and_covers_policy_and_models():
     assert c["policy"]["sha256"] == POLICY.sha256
     assert len(c["models"]["nudenet_onnx"]["sha256"]) == 64 and len(c["models"]["haar_cascade"]["sha256"]) == 64
     assert c["libraries"]["pdqhash"] != "absent" and c["libraries"]["nudenet"] == det.NUDENET_PINNED
-    other = load_policy_text(POLICY.canonical_json.decode().replace('"version":"1.1.0"', '"version":"9.9.9"'), "json")
+    other = load_policy_text(POLICY.canonical_json.decode().replace(f'"version":"{POLICY.version}"', '"version":"9.9.9"'), "json")
     assert other.sha256 != POLICY.sha256
     assert pipeline_version(other)["sha256"] != v1["sha256"]
 
