@@ -101,15 +101,25 @@ class RoleGuard:
             raise ValueError("a route must allow at least one role")
 
     def check(self, tokens: TokenStore, credentials: HTTPAuthorizationCredentials | None) -> TokenInfo:
-        info = authenticate(tokens, credentials)
+        return self._allowed(authenticate(tokens, credentials))
+
+    def _allowed(self, info: TokenInfo) -> TokenInfo:
         if info.role not in self.roles:
             allowed = ", ".join(sorted(r.value for r in self.roles))
             raise Forbidden(f"the role {info.role.value!r} may not do this (allowed: {allowed})")
         return info
 
-    def __call__(self, request: Request,
-                 credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]) -> TokenInfo:
-        return self.check(token_store(request), credentials)
+    async def __call__(self, request: Request,
+                       credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]) -> TokenInfo:
+        # async, so FastAPI runs it on the event loop: a cached token costs no worker-thread hop
+        # (a sync dependency would be sent to the thread pool on every request); a cache miss reads
+        # the database on a worker thread.
+        tokens = token_store(request)
+        if credentials is not None:
+            info = tokens.cached(credentials.credentials)
+            if info is not None:
+                return self._allowed(info)
+        return await run_in_threadpool(self.check, tokens, credentials)
 
     def __repr__(self) -> str:
         return f"RoleGuard({sorted(r.value for r in self.roles)})"

@@ -26,8 +26,14 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
 
 
 def uvicorn_options() -> dict[str, Any]:
-    """How ``serve`` runs uvicorn (bench/noop_app.py serves its no-op peer the same way)."""
-    return {"log_level": "info", "proxy_headers": False, "server_header": False}
+    """How ``serve`` runs uvicorn (bench/noop_app.py serves its no-op peer the same way).
+
+    ``CUSTODY_API_LOOP`` / ``CUSTODY_API_HTTP`` (default ``auto``: uvloop and httptools when
+    installed, as ``uvicorn[standard]`` installs them) choose the event loop and HTTP parser."""
+    import os
+
+    return {"log_level": "info", "proxy_headers": False, "server_header": False,
+            "loop": os.environ.get("CUSTODY_API_LOOP", "auto"), "http": os.environ.get("CUSTODY_API_HTTP", "auto")}
 
 
 def create_token(settings: Settings, role: str, name: str) -> str:

@@ -128,6 +128,12 @@ class TokenStore:
                                                            created_at=created).returning(self.table.c.id)).scalar_one()
         return token, TokenInfo(int(tid), name, r, created)
 
+    def cached(self, token: str) -> TokenInfo | None:
+        """The token's info if a lookup within ``cache_seconds`` found it active; else None (not a
+        refusal: ask ``authenticate``). Never touches the database, so the event loop may call it."""
+        hit = self._cache.get(token_hash(token))
+        return hit[0] if hit is not None and hit[1] > time.monotonic() else None
+
     def authenticate(self, token: str) -> TokenInfo | None:
         """The active token's info, or None (unknown, malformed or revoked)."""
         if not _TOKEN.fullmatch(token):

@@ -18,6 +18,10 @@ and retrying could append records twice.
 
 Routing every write of this process through one thread also keeps the ledger's in-process
 caches (its compact-range frontier) written by one thread only.
+
+Waking the event loop: ``append_async`` waits on an asyncio future, and the writer hands a whole
+group's answers to the loop in one ``call_soon_threadsafe`` (one wake-up of the loop per
+transaction, not one per request).
 """
 
 from __future__ import annotations
@@ -41,13 +45,44 @@ T = TypeVar("T")
 _RETRY_ALONE = (InvalidInput, Conflict, SubjectErased)
 
 
+class _Outcome:
+    """The part of ``concurrent.futures.Future`` the writer uses, without its lock and condition
+    (set on the writer thread, read on the event loop after ``_wake`` hands it over)."""
+
+    __slots__ = ("_done", "_result", "_error")
+
+    def __init__(self) -> None:
+        self._done = False
+        self._result: Any = None
+        self._error: BaseException | None = None
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, result: Any) -> None:
+        self._result, self._done = result, True
+
+    def set_exception(self, error: BaseException) -> None:
+        self._error, self._done = error, True
+
+    def exception(self) -> BaseException | None:
+        return self._error
+
+    def result(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
 @dataclass
 class _Job:
-    future: Future[Any]
+    future: Future[Any] | _Outcome
     items: Sequence[Any] = ()
     groupable: bool = False
     fn: Callable[[], Any] | None = None
     trusted: bool = False  # the API's own records (access, legal_hold): kinds a client may not append
+    # For append_async: the loop and the asyncio future that get ``future``'s outcome (see _wake).
+    waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]] | None = None
     size: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -77,6 +112,19 @@ def _valid(items: Sequence[Any]) -> bool:
     except CustodyError:
         return False
     return True
+
+
+def _deliver(jobs: Sequence[_Job]) -> None:
+    """On the event loop: copy each job's outcome to its asyncio future (unless it was cancelled)."""
+    for j in jobs:
+        fut = j.waiter[1]  # type: ignore[index]
+        if fut.done():
+            continue
+        err = j.future.exception()
+        if err is not None:
+            fut.set_exception(err)
+        else:
+            fut.set_result(j.future.result())
 
 
 class LedgerWriter:
@@ -113,7 +161,7 @@ class LedgerWriter:
 
     # --- submitting ------------------------------------------------------------------------
 
-    def _submit(self, job: _Job) -> Future[Any]:
+    def _submit(self, job: _Job) -> Future[Any] | _Outcome:
         self.start()
         self._q.put(job)
         return job.future
@@ -122,14 +170,18 @@ class LedgerWriter:
                       trusted: bool = False) -> Future[list[Appended]]:
         """Queue an append; ``group=None`` decides with ``groupable`` (which validates the records).
         ``trusted`` marks the API's own records (access, legal holds); they always go alone."""
+        return self._submit(self._append_job(items, group, trusted))  # type: ignore[return-value]
+
+    def _append_job(self, items: Sequence[Any], group: bool | None, trusted: bool,
+                    outcome: Future[Any] | _Outcome | None = None) -> _Job:
         items = list(items)
         g = (not trusted and self.group_commit and len(items) < self.max_group_records
              and (groupable(items) if group is None else group))
-        return self._submit(_Job(Future(), items, g, trusted=trusted))
+        return _Job(Future() if outcome is None else outcome, items, g, trusted=trusted)
 
     def submit_call(self, fn: Callable[[], T]) -> Future[T]:
         """Run ``fn`` (e.g. an erasure) on the writer thread, in turn with the appends."""
-        return self._submit(_Job(Future(), fn=fn))
+        return self._submit(_Job(Future(), fn=fn))  # type: ignore[return-value]
 
     def append(self, items: Sequence[Any], *, group: bool | None = None, trusted: bool = False) -> list[Appended]:
         """Blocking form (for code already on a worker thread)."""
@@ -139,7 +191,11 @@ class LedgerWriter:
         return self.submit_call(fn).result()
 
     async def append_async(self, items: Sequence[Any], *, group: bool | None = None) -> list[Appended]:
-        return await asyncio.wrap_future(self.submit_append(items, group=group))
+        job = self._append_job(items, group, False, _Outcome())
+        loop = asyncio.get_running_loop()
+        job.waiter = (loop, loop.create_future())
+        self._submit(job)
+        return await job.waiter[1]  # type: ignore[no-any-return]
 
     async def call_async(self, fn: Callable[[], T]) -> T:
         return await asyncio.wrap_future(self.submit_call(fn))
@@ -177,6 +233,8 @@ class LedgerWriter:
                 for j in jobs:
                     if not j.future.done():
                         j.future.set_exception(err)
+            finally:
+                self._wake(jobs)
         # Stopped: anything queued after the stop marker is answered, never left hanging.
         while True:
             try:
@@ -185,6 +243,20 @@ class LedgerWriter:
                 break
             if late is not None and not late.future.done():
                 late.future.set_exception(RuntimeError("the ledger writer stopped before this write ran"))
+                self._wake([late])
+
+    @staticmethod
+    def _wake(jobs: Sequence[_Job]) -> None:
+        """Hand finished jobs' outcomes to their event loops: one call per loop, not per job."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
+        for j in jobs:
+            if j.waiter is not None:
+                by_loop.setdefault(j.waiter[0], []).append(j)
+        for loop, js in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_deliver, js)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                pass
 
     def _process(self, jobs: list[_Job]) -> None:
         group = [j for j in jobs if j.fn is None and j.groupable]
