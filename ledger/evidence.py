@@ -87,7 +87,7 @@ from ledger.errors import InvalidInput, NotFound, StorageError, SubjectErased, V
 from ledger.keys import open_note
 from ledger.records import Kind, parse_json
 
-ACCESS_SCAN_CHUNK = 20_000
+ACCESS_PAGE = 1000
 
 
 @dataclass(frozen=True)
@@ -202,18 +202,19 @@ def export_bundle(ledger: Any, case_id: str, record_ids: Sequence[int], *, data_
 def _case_accesses(ledger: Any, case_id: str, size: int) -> list[int]:
     """Every ``access`` record of ``case_id`` at an index below ``size``.
 
-    A scan of the entries' kind column in chunks (each its own short read transaction), then the
-    access records' bodies. O(ledger size) in the kind column: bundles are exported as jobs, and the
-    custody log must be complete, which no trace guarantees (an access under this case id may have
-    read records outside the case's chain)."""
+    Pages through the access records by the ``(kind, ledger_time, idx)`` index (each page its own
+    short read transaction) and reads their bodies: O(access records), not O(ledger). The custody
+    log must be complete, which no trace guarantees (an access under this case id may have read
+    records outside the case's chain)."""
     out: list[int] = []
-    for start in range(0, size, ACCESS_SCAN_CHUNK):
+    after: tuple[str, int] | None = None
+    while True:
         with ledger.store.read() as r:
-            cols, _links, _sealed = r.derived_rows(start, min(size, start + ACCESS_SCAN_CHUNK))
-            for i in sorted(i for i, (kind, _subject) in cols.items() if kind == Kind.ACCESS.value):
-                if parse_json(r.entry(i).data)["body"].get("case_id") == case_id:
-                    out.append(i)
-    return out
+            page = r.kind_entries(Kind.ACCESS.value, after=after, limit=ACCESS_PAGE)
+        out += [e.idx for e in page if e.idx < size and parse_json(e.data)["body"].get("case_id") == case_id]
+        if len(page) < ACCESS_PAGE:
+            return sorted(out)
+        after = (page[-1].ledger_time, page[-1].idx)
 
 
 def _artifact_bytes(store: ArtifactStore, sha: str, rec_ids: list[int],

@@ -396,8 +396,10 @@ def test_semantic_checks_catch_a_dishonest_exporter(rich: tuple[Ledger, dict[str
     assert "layout" in failed(report)
 
 
-def test_custody_log_holds_every_access_of_the_case(rich: tuple[Ledger, dict[str, int]], data_dir: Path) -> None:
+def test_custody_log_holds_every_access_of_the_case(rich: tuple[Ledger, dict[str, int]], data_dir: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     ledger, ids = rich
+    monkeypatch.setattr("ledger.evidence.ACCESS_PAGE", 1)  # page through the access records one by one
     t = "2025-12-31T10:00:00Z"
     # an investigator read a record outside the case's chain under this case id; another case's read
     appended = ledger.append([
@@ -409,11 +411,17 @@ def test_custody_log_holds_every_access_of_the_case(rich: tuple[Ledger, dict[str
         {"kind": "access", "producer": "custody:api", "produced_at": t, "links": [{"rel": "read", "id": ids["output"]}],
          "body": {"actor": "inv-2", "role": "investigator", "action": "read", "case_id": "case-other",
                   "purpose": "other", "records": [ids["output"]]}}], trusted=True)
-    assert ids["output"] not in {n for n in ledger.trace(appended[1].id).nodes} - {ids["output"]}
+    assert appended[1].id not in ledger.trace(ids["output"]).nodes  # no trace of the case reaches it
     b = export_bundle(ledger, "case-9", [ids["output"]], data_dir=data_dir)
     assert verify_bundle(b.data, vkeys(ledger)).ok
     log = json.loads(files_of(b.data)["data/custody-log.json"])
     assert [e["id"] for e in log] == [appended[1].id] and log[0]["actor"] == "inv-1"
+    _, receipt = record_export(ledger, "case-9", [ids["output"]], actor="counsel", role="legal", purpose="p",
+                               data_dir=data_dir)
+    ledger.publish(force=True)
+    log = json.loads(files_of(export_bundle(ledger, "case-9", [ids["output"]], data_dir=data_dir).data)
+                     ["data/custody-log.json"])
+    assert [e["id"] for e in log] == [appended[1].id, receipt.id]
     assert appended[1].id in b.record_ids
     assert b"Custody-Log-Complete-To-Size" in files_of(b.data)["bag-info.txt"]
 
