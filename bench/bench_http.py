@@ -167,7 +167,8 @@ def bench_backend(name: str, database_url: str | None, args: argparse.Namespace,
                   workdir: Path) -> dict[str, Any]:
     data = workdir / f"ledger-{name}"
     shutil.rmtree(data, ignore_errors=True)
-    env = {**os.environ, "CUSTODY_DATA_DIR": str(data), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "CUSTODY_DATA_DIR": str(data), "PYTHONPATH": str(ROOT),
+           "CUSTODY_API_LOOP": args.loop, "CUSTODY_API_HTTP": args.http}
     env.pop("CUSTODY_DATABASE_URL", None)
     if database_url:
         env["CUSTODY_DATABASE_URL"] = fresh_pg(database_url)
@@ -315,6 +316,8 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--loop", default="asyncio", help="uvicorn event loop for both servers (asyncio, uvloop, auto)")
+    ap.add_argument("--http", default="h11", help="uvicorn HTTP parser for both servers (h11, httptools, auto)")
     ap.add_argument("--database-url", default=os.environ.get("CUSTODY_BENCH_PG_URL"),
                     help="also run on this PostgreSQL server (a database custody_bench_http is re-created there)")
     ap.add_argument("--no-sqlite", action="store_true")
@@ -342,7 +345,8 @@ def main() -> None:
     result["loadavg_end"] = loadavg()
     print()
     print(f"{started}, commit {result['commit']}, {os.cpu_count()} cores, Python {result['python']}, "
-          f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s; load average at start "
+          f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s, uvicorn --loop {args.loop} "
+          f"--http {args.http}; load average at start "
           f"{result['loadavg_start']}, at end {result['loadavg_end']}")
     for b in result["backends"]:
         print()
