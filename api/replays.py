@@ -8,12 +8,13 @@ queued; reading a report back is logged the same way. The replay itself is
 the ledger as a ``replay_report`` whatever the outcome (a refusal included).
 """
 
-from __future__ import annotations
+# no `from __future__ import annotations`: FastAPI reads the route signatures, and `Access` is
+# imported inside replay_router (api.app imports this module)
 
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,15 +22,10 @@ from api.auth import allow
 from api.bundles import JobOut, JobRunner
 from api.tokens import Role, TokenInfo
 from ledger.errors import NotFound
-from ledger.records import Kind
-from ledger.service import Ledger, now_rfc3339
+from ledger.service import Ledger
 
 MAX_ID = (1 << 63) - 1
 Investigator = Annotated[TokenInfo, Depends(allow(Role.INVESTIGATOR))]
-CaseHeader = Annotated[str, Header(alias="X-Custody-Case", min_length=1, max_length=200,
-                                   pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")]
-PurposeHeader = Annotated[str, Header(alias="X-Custody-Purpose", min_length=1, max_length=2000,
-                                      pattern=r"^[ -~]*[!-~][ -~]*$")]
 
 
 class ReplayIn(BaseModel):
@@ -40,26 +36,21 @@ class ReplayIn(BaseModel):
     backend: Literal["auto", "docker", "process"] = "auto"
 
 
-def _access(caller: TokenInfo, case: str, purpose: str, action: str, ids: list[int]) -> dict[str, Any]:
-    return {"kind": Kind.ACCESS.value, "producer": "custody:api", "produced_at": now_rfc3339(),
-            "links": [{"rel": "read", "id": i} for i in ids],
-            "body": {"actor": caller.name, "role": caller.role.value, "action": action, "case_id": case,
-                     "purpose": purpose.strip(), "records": ids, "via": "http"}}
-
-
 def replay_router(ledger: Ledger, runner: JobRunner, data_dir: Path, responses: Any) -> APIRouter:
+    from api.app import Access, access_record  # the app module is loaded by the time routers are built
+
     router = APIRouter(prefix="/v1", tags=["replays"])
 
     @router.post("/replays", status_code=202, response_model=JobOut, responses=responses(400, 404),
                  summary="Replay a record (or its chain) in the sandbox, as a job (logged as an access record)")
-    def start_replay(req: ReplayIn, caller: Investigator, case: CaseHeader, purpose: PurposeHeader) -> dict[str, Any]:
+    def start_replay(req: ReplayIn, caller: Investigator, access: Access) -> dict[str, Any]:
         from sandbox.replay import replay
 
         from sandbox.gather import gather
 
         # what can be refused is refused now (unknown record, nothing to replay), not inside the job
         gather(ledger, req.record_id, chain=req.chain, mode=req.mode)
-        ledger.append([_access(caller, case, purpose, "replay", [req.record_id])], trusted=True)
+        ledger.append([access_record(caller, access, "replay", [req.record_id])], trusted=True)
 
         def run() -> dict[str, Any]:
             out = replay(ledger, req.record_id, data_dir=data_dir, chain=req.chain, mode=req.mode, backend=req.backend)
@@ -74,11 +65,11 @@ def replay_router(ledger: Ledger, runner: JobRunner, data_dir: Path, responses: 
     @router.get("/replays/{report_id}", responses=responses(400, 404),
                 summary="A replay report, checked (inclusion, file hash, signature); logged as an access record")
     def read_report(report_id: Annotated[int, PathParam(ge=0, le=MAX_ID)], caller: Investigator,
-                    case: CaseHeader, purpose: PurposeHeader) -> dict[str, Any]:
+                    access: Access) -> dict[str, Any]:
         from sandbox.replay import show
 
         out = show(ledger, report_id, data_dir=data_dir)
-        ledger.append([_access(caller, case, purpose, "read_replay_report", [report_id])], trusted=True)
+        ledger.append([access_record(caller, access, "read_replay_report", [report_id])], trusted=True)
         return out
 
     return router
