@@ -10,6 +10,12 @@ The verifier list is the trust anchor ``custody verify`` checks checkpoints agai
 beside the private keys, not in the database, so whoever can write the database cannot also
 slip in a key of their own. Rotation adds a key and destroys the previous private key; the old
 public key stays in ``verifiers.txt`` so every checkpoint it signed stays verifiable.
+
+A long-running process (the API server) sees a rotation made by another process (``custody keys
+--rotate``): ``verifiers`` and ``signer()`` re-read ``verifiers.txt`` when its size or mtime changed,
+so the next checkpoint is signed by the new key — never by a retired key held in memory. The list may
+only grow: a file that no longer starts with the keys already known is refused (FormatError), and
+nothing is signed until a person looks.
 """
 
 from __future__ import annotations
@@ -41,11 +47,37 @@ class Keyring:
         path = self.dir / VERIFIERS
         if not path.exists():
             raise NotInitialised(f"no keys in {self.dir} (run `custody init`)")
+        self._verifiers: list[NoteVerifier] = []
+        self._stamp: tuple[int, int] | None = None
+        self._signer: NoteSigner | None = None
+        self._load()
+
+    def _load(self) -> None:
+        path = self.dir / VERIFIERS
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise NotInitialised(f"the verifier list {path} is gone") from None
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp == self._stamp:
+            return
         lines = [ln.strip() for ln in path.read_text("ascii").splitlines() if ln.strip()]
         if not lines:
             raise FormatError(f"{path} lists no verifier keys")
-        self.verifiers = [NoteVerifier.from_vkey(v) for v in lines]
-        self._signer: NoteSigner | None = None
+        fresh = [NoteVerifier.from_vkey(v) for v in lines]
+        known = [v.vkey for v in self._verifiers]
+        if [v.vkey for v in fresh[:len(known)]] != known:
+            raise FormatError(f"{path} no longer starts with the verifier keys this process loaded: keys are "
+                              f"only ever added; refusing to sign until the key folder is checked")
+        if len(fresh) != len(self._verifiers):
+            self._signer = None  # a rotation: the next signature is the new key's
+        self._verifiers, self._stamp = fresh, stamp
+
+    @property
+    def verifiers(self) -> list[NoteVerifier]:
+        """Every verifier key, oldest first (re-read when another process rotated)."""
+        self._load()
+        return self._verifiers
 
     @classmethod
     def create(cls, directory: Path, name: str) -> Keyring:
@@ -79,6 +111,7 @@ class Keyring:
         return self.verifiers[-1]
 
     def signer(self) -> NoteSigner:
+        self._load()
         if self._signer is None:
             path = self.dir / f"checkpoint-{self.active.key_id.hex()}.key"
             if not path.exists():
@@ -95,8 +128,8 @@ class Keyring:
         new = self._add_key(self.dir, self.active.name)
         if old.exists():
             os.unlink(old)
-        self.verifiers.append(new.verifier)
         self._signer = None
+        self._load()
         return self.active
 
     def sealer(self) -> Sealer:

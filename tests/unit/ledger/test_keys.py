@@ -467,3 +467,29 @@ def test_cosignature_spec_example_timestamp() -> None:
     assert cosignature_timestamp(tdev) == 1727964367
     with pytest.raises(FormatError, match="8\\+64 bytes"):
         cosignature_timestamp(PETER_SIG)
+
+
+# --- a rotation made by another process ---------------------------------------------------------------
+
+def test_a_running_process_signs_with_the_key_another_process_rotated_to(tmp_path: Path) -> None:
+    """The API server holds a Keyring for hours; `custody keys --rotate` runs in another process."""
+    from ledger.keyring import Keyring
+
+    server = Keyring.create(tmp_path / "k", "custody.test/log")
+    old = server.signer().vkey
+    cli = Keyring(tmp_path / "k")
+    new = cli.rotate()
+    assert new.vkey != old
+    assert server.active.vkey == new.vkey and [v.vkey for v in server.verifiers] == [old, new.vkey]
+    assert server.signer().vkey == new.vkey  # never the retired key still in memory
+
+
+def test_a_rewritten_verifier_list_is_refused_not_followed(tmp_path: Path) -> None:
+    from ledger.keyring import VERIFIERS, Keyring
+
+    server = Keyring.create(tmp_path / "k", "custody.test/log")
+    server.signer()
+    other = Keyring.create(tmp_path / "evil", "custody.test/log")
+    (tmp_path / "k" / VERIFIERS).write_text(other.active.vkey + "\n" + other.active.vkey + "\n")
+    with pytest.raises(FormatError, match="only ever added"):
+        server.signer()
