@@ -71,11 +71,13 @@ from api.bundles import JobRunner, bundle_dir_for, bundle_router
 from api.review_routes import review_router
 from api.auth import Role, allow, api_routes, check_route_auth, route_guard
 from api.composition import open_gateway, open_ledger
+from api.artifact_routes import artifact_router
 from api.generations import generation_router
 from api.replays import investigator_jobs_router, replay_router
 from api.settings import Settings
 from api.tokens import NAME_MAX, NAME_PATTERN, TokenInfo, TokenStore
 from api.writer import LedgerWriter
+from ledger.artifacts import artifact_store_for
 from ledger.errors import CustodyError, InvalidInput, NotFound, NotInitialised
 from pipeline.errors import PipelineError
 from ledger.records import Kind, Name, RecordIn, Text, parse_json
@@ -801,11 +803,13 @@ def create_app(settings: Settings, api: ApiSettings | None = None) -> FastAPI:
                               "`X-Custody-Purpose` and are themselves recorded.")
     app.state.custody = Services(ledger, tokens, writer, api)
     app.include_router(router)
-    app.include_router(bundle_router(ledger, jobs, bundle_dir_for(settings.data_dir), _responses))
+    app.include_router(bundle_router(ledger, jobs, bundle_dir_for(settings.data_dir), _responses,
+                                     data_dir=settings.data_dir))
+    app.include_router(review_router(_responses))
     app.include_router(generation_router(open_gateway(settings, ledger), _responses))
     app.include_router(replay_router(ledger, jobs, settings.data_dir, _responses))
     app.include_router(investigator_jobs_router(jobs, _responses))
-    app.include_router(review_router(_responses))
+    app.include_router(artifact_router(artifact_store_for(settings.data_dir), _responses))
     require_role_rules(app)
     app.add_exception_handler(CustodyError, custody_error)
     app.add_exception_handler(PipelineError, custody_error)

@@ -53,6 +53,7 @@ EXPECTED: dict[tuple[str, str], set[Role]] = {
     ("POST", "/v1/replays"): {I},
     ("GET", "/v1/replays/{report_id}"): {I},
     ("GET", "/v1/replay-jobs/{job_id}"): {I},
+    ("GET", "/v1/records/{record_id}/content"): {I},
 }
 
 REPLAY = {"record_id": 5, "mode": "remoderate", "backend": "process"}  # record 5 is the world's prompt
@@ -89,6 +90,7 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/replays"): {"url": "/v1/replays", "json": REPLAY},
     ("GET", "/v1/replays/{report_id}"): {"url": "/v1/replays/{replay_report}"},
     ("GET", "/v1/replay-jobs/{job_id}"): {"url": "/v1/replay-jobs/{replay_job}"},
+    ("GET", "/v1/records/{record_id}/content"): {"url": "/v1/records/6/content"},  # the world's stored artifact
 }
 
 
@@ -101,6 +103,7 @@ def all_routes() -> list[Any]:
     from api.review_routes import review_router
 
     from api.generations import generation_router
+    from api.artifact_routes import artifact_router
     from api.replays import investigator_jobs_router, replay_router
 
     return (list(api_routes(router.routes))
@@ -108,7 +111,8 @@ def all_routes() -> list[Any]:
             + list(api_routes(generation_router(None, _responses).routes))  # type: ignore[arg-type]
             + list(api_routes(review_router(_responses).routes))
             + list(api_routes(replay_router(None, None, Path("."), _responses).routes))  # type: ignore[arg-type]
-            + list(api_routes(investigator_jobs_router(None, _responses).routes)))  # type: ignore[arg-type]
+            + list(api_routes(investigator_jobs_router(None, _responses).routes))  # type: ignore[arg-type]
+            + list(api_routes(artifact_router(None, _responses).routes)))  # type: ignore[arg-type]
 
 
 def app_routes() -> list[tuple[str, str]]:
@@ -157,6 +161,12 @@ def world(ledger: Ledger, settings: Settings, tokens: dict[str, str]) -> dict[st
                           "subject": "subj:u-1", "body": {"surface": "chat"}, "links": [{"rel": "principal", "id": 4}],
                           "sensitive": {"text": "a lighthouse at dusk"}}])
     assert q.id == 5  # the replay examples name it
+    from ledger.artifacts import artifact_store_for, ref_for
+
+    sha = artifact_store_for(settings.data_dir).put(b"\x89PNG evidence bytes")
+    [c] = ledger.append([{"kind": "artifact", "producer": "svc:test", "produced_at": "2025-12-30T10:00:00Z",
+                          "body": {"sha256": sha, "media_type": "image/png", "size": 19, "storage_ref": ref_for(sha)}}])
+    assert c.id == 6  # the content example names it
     ledger.append([{"kind": "safety_decision", "producer": "svc:safety", "produced_at": "2025-12-30T10:00:00Z",
                     "links": [{"rel": "artifact", "id": 0}],  # record 0 waits for review
                     "body": {"action": "hold", "policy_id": "p", "policy_version": "1", "pipeline_version": "v1",

@@ -25,6 +25,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api.app import _responses, create_app, router
 from api.auth import api_routes
+from api.artifact_routes import artifact_router
 from api.generations import generation_router
 from api.replays import investigator_jobs_router, replay_router
 from api.review_routes import review_router
@@ -39,7 +40,8 @@ EXAMPLES_PER_OPERATION = 20
 OPERATIONS = sorted((m, r.path) for r in [*api_routes(router.routes), *api_routes(review_router(_responses).routes),
                                           *api_routes(generation_router(None, _responses).routes),  # type: ignore[arg-type]
                                           *api_routes(replay_router(None, None, Path("."), _responses).routes),  # type: ignore[arg-type]
-                                          *api_routes(investigator_jobs_router(None, _responses).routes)]  # type: ignore[arg-type]
+                                          *api_routes(investigator_jobs_router(None, _responses).routes),  # type: ignore[arg-type]
+                                          *api_routes(artifact_router(None, _responses).routes)]  # type: ignore[arg-type]
                     for m in r.methods if (m, r.path) != ("POST", "/v1/replays"))
 
 
