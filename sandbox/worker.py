@@ -77,6 +77,8 @@ def _compact(decision: dict[str, Any]) -> dict[str, Any]:
 
 
 def _prompts(job: dict[str, Any], policies: dict[str, Any]) -> list[dict[str, Any]]:
+    if not job.get("prompts"):  # build no prompt layers: the first one loads the prompt classifier (~0.3 s)
+        return []
     from pipeline.errors import PipelineError
     from pipeline.prompt_safety import PromptSafety
 
