@@ -231,7 +231,8 @@ def prompt_step(p: int, *, body: dict[str, Any], text_sha256: str, decisions: li
     today = by_label.get((p, "current"))
     step: dict[str, Any] = {"step": "prompt", "record_id": p, "surface": body.get("surface"),
                             "prompt_sha256": text_sha256, "recorded": [],
-                            "today": prompt_summary(today and today["decision"], today and today["error"], "current")}
+                            "today": prompt_summary(today and today["decision"], today and today["error"], "current"),
+                            "session_history": list((today or {}).get("history") or [])}
     today_action = step["today"]["action"]
     for d, dbody in decisions:
         label = recorded_label[d]

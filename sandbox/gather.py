@@ -45,10 +45,14 @@ class Scope:
     gen_outputs: dict[int, list[int]] = field(default_factory=dict)
     prompt_sources: dict[int, list[int]] = field(default_factory=dict)
     depicts: dict[int, list[int]] = field(default_factory=dict)  # upload artifact -> principals it depicts
+    # prompt -> the earlier turns of its session (same principal and session id, lower turn), oldest first:
+    # the prompt layer accumulates risk over a session, so a turn is re-judged after its history
+    session_history: dict[int, list[int]] = field(default_factory=dict)
 
     def needs_text(self) -> list[int]:
         """Prompts whose sealed text the replay needs (re-moderated ones and re-generated ones' prompts)."""
-        return sorted(set(self.prompts) | {p for g in self.generations if (p := self.gen_prompt.get(g)) is not None})
+        return sorted(set(self.prompts) | {p for g in self.generations if (p := self.gen_prompt.get(g)) is not None}
+                      | {h for hs in self.session_history.values() for h in hs})
 
     def step_count(self) -> int:
         return len(self.prompts) + len(self.artifacts) + len(self.generations)
@@ -171,7 +175,32 @@ def gather(ledger: Ledger, record_id: int, *, chain: bool, mode: str) -> Scope:
     for i, k in kind.items():
         if k == ARTIFACT and i in roles:
             s.depicts[i] = dsts(i, "depicts")
+    _session_history(s, kind, body, dsts)
     return s
+
+
+def _session_history(s: Scope, kind: dict[int, str], body: dict[int, dict[str, Any]], dsts: Any) -> None:
+    """Earlier turns of each re-moderated prompt's session, found in the trace (a prompt links to its
+    principal, and the trace walks through principals). Turns are ordered by their recorded ``turn``,
+    then by ledger index; a prompt without a session id has no history."""
+    sessions: dict[tuple[tuple[int, ...], str], list[tuple[int, int]]] = {}
+    for i, k in kind.items():
+        sid = body[i].get("session") if k == PROMPT else None
+        if isinstance(sid, str):
+            turn = body[i].get("turn")
+            sessions.setdefault((tuple(dsts(i, "principal")), sid), []).append(
+                (turn if isinstance(turn, int) else -1, i))
+    for p in s.prompts:
+        sid = body[p].get("session")
+        if not isinstance(sid, str):
+            continue
+        turn = body[p].get("turn")
+        me = (turn if isinstance(turn, int) else -1, p)
+        earlier = [i for t, i in sorted(sessions.get((tuple(dsts(p, "principal")), sid), [])) if (t, i) < me]
+        if earlier:
+            s.session_history[p] = earlier
+            for h in earlier:
+                s.roles.setdefault(h, "evidence")
 
 
 __all__ = ["Scope", "gather"]

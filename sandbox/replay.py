@@ -409,7 +409,9 @@ def replay(ledger: Ledger, record_id: int, *, data_dir: Path, chain: bool = Fals
     a_plans, a_jobs = _plan_artifacts(scope, docs, data, reg, specs, pol_table, findings, blobs)
     g_plans, g_jobs = _plan_generations(scope, docs, data, texts, findings, blobs)
     job_doc = {"mode": mode, "policies": specs, "artifacts": a_jobs, "generations": g_jobs,
-               "prompts": [{"record_id": p, "surface": docs[p]["body"].get("surface"), "text": texts[p]}
+               "prompts": [{"record_id": p, "surface": docs[p]["body"].get("surface"), "text": texts[p],
+                            "history": [{"record_id": h, "surface": docs[h]["body"].get("surface"), "text": texts[h]}
+                                        for h in scope.session_history.get(p, [])]}
                            for p in scope.prompts]}
 
     result: dict[str, Any] = {"results": [], "artifacts": [], "generations": []}

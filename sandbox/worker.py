@@ -80,7 +80,7 @@ def _prompts(job: dict[str, Any], policies: dict[str, Any]) -> list[dict[str, An
     if not job.get("prompts"):  # build no prompt layers: the first one loads the prompt classifier (~0.3 s)
         return []
     from pipeline.errors import PipelineError
-    from pipeline.prompt_safety import PromptSafety
+    from pipeline.prompt_safety import PromptSafety, Session
 
     layers = {label: PromptSafety(p) for label, p in policies.items()}
     results = []
@@ -88,7 +88,15 @@ def _prompts(job: dict[str, Any], policies: dict[str, Any]) -> list[dict[str, An
         for label, layer in layers.items():
             entry = {"record_id": p.get("record_id"), "label": label, "decision": None, "error": None}
             try:
-                entry["decision"] = layer.check(p.get("text"), p.get("surface")).to_dict()
+                # risk accumulates over a session: replay the earlier turns first, as the live layer saw them
+                session = Session(layer)
+                for h in p.get("history") or []:
+                    try:
+                        session.check(h.get("text"), h.get("surface"))
+                    except PipelineError:
+                        pass  # an earlier turn the layer refused added nothing to the session then either
+                entry["decision"] = session.check(p.get("text"), p.get("surface")).to_dict()
+                entry["history"] = [h.get("record_id") for h in p.get("history") or []]
             except PipelineError as err:
                 entry["error"] = {"type": type(err).__name__, "message": str(err)}
             results.append(entry)

@@ -183,8 +183,9 @@ def test_erased_subject_is_a_finding(incident: Ledger, settings: Settings) -> No
     report = _check_report(incident, settings, {"report_sha256": exc.value.report_sha256,
                                                 "appended": exc.value.appended})
     assert report["status"] == "refused"
+    # the prompt and the earlier turn of its session (record 4, same user, session s-1): both are inputs
     assert [(f["code"], f["record_id"]) for f in report["findings"] if f["severity"] == "error"] == [
-        ("subject_erased", PROMPT)]
+        ("subject_erased", 4), ("subject_erased", PROMPT)]
 
 
 def test_show_detects_an_altered_report_file(incident: Ledger, settings: Settings, process_ok: None) -> None:
