@@ -336,7 +336,7 @@ def eval_hashbank(m: Manifest, quick: bool) -> dict[str, Any]:
             fp_rows.append({"id": iid, "transform": t, "quality": sig["pdq.quality"],
                             "checked": sig["hashbank.checked"], "match": sig.get("hashbank.match"),
                             "nearest": nearest.distance if nearest else None})
-    inner = [min(bin(int(a.hash, 16) ^ int(b.hash, 16)).count("1") for b in bank.entries if b is not a)
+    inner = [min((int(a.hash, 16) ^ int(b.hash, 16)).bit_count() for b in bank.entries if b is not a)
              for a in bank.entries] if len(bank) > 1 else []
     return {"bank_size": len(bank), "fn": fn_rows, "fp": fp_rows, "bank_min_inner_distance": min(inner, default=None)}
 
@@ -498,7 +498,7 @@ def report(res: dict[str, Any]) -> str:
     checked = [r for r in h["fp"] if r["checked"]]
     near = sorted(r["nearest"] for r in checked if r["nearest"] is not None)
     out.append(f"\nDistinct (non-bank) queries: {len(h['fp'])} ({len({r['id'] for r in h['fp']})} images × "
-               f"{len(set(r['transform'] for r in h['fp']))} variants), {len(checked)} checked (quality ≥ 50), "
+               f"{len({r['transform'] for r in h['fp']})} variants), {len(checked)} checked (quality ≥ 50), "
                f"{len(checked) * h['bank_size']} query×entry comparisons (each over 8 dihedral variants): "
                f"**FP {pct(len(fp), len(checked))}**; nearest distance to any entry min {near[0] if near else '-'}, "
                f"1st percentile {int(np.percentile(near, 1)) if near else '-'}, median {int(np.median(near)) if near else '-'}.")
@@ -527,13 +527,13 @@ def report(res: dict[str, Any]) -> str:
     b = res["benign"]
     rows = b["rows"]
     img_rows = [r for r in rows if r["surface"] == "imagine"]
-    sc, nce = b["sexual_content"], b["nce"]
+    sc = b["sexual_content"]
     anyn = [r for r in img_rows if max(r["nudity"].values()) >= 0.2]
     risk = [r for r in img_rows if max(r["nudity"]["nudity.explicit"], 0.8 * r["nudity"]["nudity.exposed"],
                                        0.4 * r["nudity"]["nudity.suggestive"]) >= sc.hold_at]
     out += ["", "### 4. Nudity (NudeNet) on benign images", "",
-            f"{len(img_rows)} benign images: any nudity score ≥ 0.2 (reported at all): {pct(len(anyn), len(img_rows))}; "
-            f"sexual_content risk ≥ hold_at {sc.hold_at}: **{pct(len(risk), len(img_rows))}**."]
+            (f"{len(img_rows)} benign images: any nudity score ≥ 0.2 (reported at all): {pct(len(anyn), len(img_rows))}; "
+             f"sexual_content risk ≥ hold_at {sc.hold_at}: **{pct(len(risk), len(img_rows))}**.")]
     if anyn:
         out.append("With a nudity score: " + "; ".join(f"{r['id']} {r['transform']} {r['nudity']}" for r in anyn))
     low = res["faces"]["lowres"]
