@@ -16,7 +16,9 @@ Each item becomes the text the runtime would score: the prompt-safety layer's fo
 joined by newlines. Labels are one-vs-rest per category: an item is positive for its
 ``expected_category`` when its ``expected_action`` is not allow.
 
-Model: ``TfidfVectorizer(analyzer=pipeline.prompt_model.features, min_df=2, sublinear_tf=True)``
+Model: ``TfidfVectorizer(analyzer=pipeline.prompt_model.analyzer(FEATURES), min_df=2, sublinear_tf=True)``
+(n-grams, stems and the concept co-occurrence features of :data:`CONCEPTS` / :data:`PAIRS`, which the
+model file carries)
 and one ``LogisticRegression(class_weight="balanced")`` per category. The export holds the
 vocabulary, idf, weights and, as ``checks``, scikit-learn's own probabilities on a sample, which the
 unit tests compare with the numpy inference.
@@ -38,16 +40,124 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 
 from pipeline.policy import Policy, default_policy_path, parse_text, policy_from_data  # noqa: E402
-from pipeline.prompt_model import CHAR_NGRAMS, MODEL_FORMAT, WORD_NGRAMS, features  # noqa: E402
+from pipeline.prompt_model import CHAR_NGRAMS, MODEL_FORMAT, STEMMER, WORD_NGRAMS, analyzer  # noqa: E402
 from pipeline.prompt_safety import PromptSafety  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+import prompt_training_data  # noqa: E402
 
 EVAL_SET = ROOT / "tests" / "pipeline_eval" / "prompts.jsonl"
 EXTRA_SET = ROOT / "tests" / "pipeline_eval" / "train_extra.jsonl"
-OUT = ROOT / "pipeline" / "models" / "prompt_classifier.json"
+OUT = ROOT / "pipeline" / "models" / "prompt_classifier_v2.json"
 CATEGORIES = ("child_sexual_exploitation", "nonconsensual_intimate_edit", "privacy", "sex_related_crimes",
               "sexual_content")
 C = 4.0
 MIN_DF = 2
+
+# Concept lexicons for the co-occurrence features (features_v2). Folded text: lowercase ASCII, accents
+# removed, in-word punctuation dropped ("see-through" -> "seethrough"). A trailing * is a prefix.
+CONCEPTS: dict[str, list[str]] = {
+    "person": [
+        "her", "him", "she", "hers", "herself", "ella", "elle", "ela", "sie", "ihr", "ihn", "ihm", "lui", "dela",
+        "woman", "women", "girl*", "lady", "ladies", "guy", "man", "wife", "gf", "ex", "exwife", "exgirlfriend",
+        "classmate*", "cowork*", "colleague*", "coleg*", "collegue*", "kolleg*", "teacher*", "boss", "neighbo*",
+        "vecin*", "voisin*", "nachbar*", "vizinh*", "sister*", "cousin*", "prima", "friend*", "amig*", "amie",
+        "copine", "freundin", "roommate*", "waitress", "cashier", "nurse", "camarer*", "cajer*", "enfermer*",
+        "serveuse", "caissiere", "infirmiere", "kellnerin", "kassiererin", "krankenschwester", "garcon*",
+        "mujer*", "chica*", "novia", "exnovia", "companer*", "compi", "profesor*", "jefa", "cunad*", "femme*",
+        "fille*", "nana", "meuf", "prof", "patronne", "bellesoeur", "frau*", "madchen", "mitschuler*", "lehrer*",
+        "chefin", "schwager*", "mulher*", "garota*", "mina", "namorad*", "professor*", "chefe", "cunhad*",
+        "person*", "pessoa*", "personne*", "actress*", "actriz", "actrice", "schauspieler*", "atriz", "influencer*",
+        "influenceuse", "singer", "cantante", "chanteuse", "sangerin", "cantora", "model", "modelo", "modele",
+        "stepmom", "stepsister", "stepsis", "landlady", "receptionist*", "recepcionist*", "bride", "barista",
+        "manager", "tutor", "streamer", "crush", "mom", "secretary", "secretaria", "stagiaire", "praktikantin",
+        "estagiari*", "intern", "suegra", "sogra", "schwiegermutter", "bellemere", "milf", "babe", "chick",
+        "bitch", "wifey", "mate*", "roomie", "cheerleader*", "anchor", "presentador*", "moderatorin", "tia",
+        "tante", "aunt", "niece", "sobrina", "gymnast*", "athlete*", "coworker*", "employee*", "student*",
+        "estudiante*", "etudiante*", "studentin", "aluna", "alumna",
+    ],
+    "photo": [
+        "photo*", "pic", "pics", "picture*", "image*", "img", "foto*", "imagen*", "bild*", "selfie*", "upload*",
+        "snap*", "screenshot*", "captura", "capture", "print", "shot", "profilbild", "insta*", "instagram",
+        "video*", "clip", "webcam", "frame", "portrait*", "retrato", "headshot",
+    ],
+    "undress": [
+        "undress*", "unclothe*", "strip", "strips", "stripp*", "naked*", "nude*", "nudi*", "nudes", "nudify*",
+        "nackt*", "naked", "desnud*", "desvest*", "despe", "despi*", "deshabill*", "nue", "nues", "nu", "nua",
+        "nuas", "pelad*", "pelot*", "topless", "oben ohne", "seins nus", "bare", "barely", "birthday suit", "buff",
+        "starkers", "ausgezogen", "auszieh*", "entkleid*", "lingerie", "lenceria", "underwear", "undies", "bra",
+        "bras", "panties", "thong*", "tanga", "string", "bikini*", "biquini*", "sheer", "seethrough",
+        "transparent*", "durchsichtig*", "skimp*", "revealing", "reveal*", "revelador*", "osee*", "atrevid*",
+        "freizugig*", "knapp*", "sousvetement*", "soutien*", "culotte*", "unterwasche", "dessous", "bh",
+        "sujetador*", "bragas", "calcinha*", "sutia*", "fio dental", "boudoir", "exposed", "xray", "nothing on",
+        "no clothes", "sans rien", "sin nada", "sem nada", "ohne alles", "sin ropa", "sem roupa",
+        "sans vetements", "ohne kleidung", "a poil", "en pelotas", "simple appareil", "vino al mundo",
+        "hullen", "wet tshirt", "nightie", "negligee", "lace", "encaje", "dentelle", "spitze", "renda",
+        "scantily", "skin", "unbutton*", "lingerie*", "denud*", "dekollete", "escotad*", "cleavage",
+    ],
+    "clothing": [
+        "cloth*", "dress*", "shirt*", "tshirt", "top", "tops", "skirt*", "outfit*", "jeans", "pants", "trousers",
+        "blouse", "sweater", "hoodie", "pyjama*", "pajama*", "robe", "ropa", "vestido*", "falda*", "camisa*",
+        "blusa*", "vetement*", "habit*", "fringues", "jupe*", "chemise*", "tenue*", "kleid*", "klamotten", "rock",
+        "hemd*", "hose", "roupa*", "saia*", "swimsuit*", "banador*", "maillot*", "badeanzug*", "maio", "towel",
+        "toalla", "serviette", "handtuch", "toalha", "jacket", "uniform*", "leggings", "shorts", "sportsbra",
+        "sheet*", "blanket", "sabana*", "drap*", "decke", "lencol",
+    ],
+    "removal": [
+        "remov*", "take off", "takes off", "taking off", "off", "strip*", "erase*", "delete*", "lose", "ditch",
+        "rid", "without", "sin", "sans", "ohne", "sem", "quit*", "saca*", "tira*", "tire", "enleve*", "enlev*",
+        "retir*", "entfern*", "weg", "disappear*", "vanish*", "desaparec*", "disparai*", "verschwind*", "drop*",
+        "fall*", "caer", "caiga", "cair", "tomber", "down", "shrink*", "smaller", "encog*", "retreci*", "diminu*",
+        "shorter", "lower", "less", "menos", "moins", "weniger", "cut", "pull*", "slide*", "peel*", "no more",
+        "nothing", "nada", "rien", "nichts",
+    ],
+    "sexual": [
+        "sex", "sexy", "sexual*", "sexo", "sexe", "porn*", "explicit*", "nsfw", "xxx", "lewd", "erotic*",
+        "erotique", "erotisch*", "horny", "seductive*", "sensual*", "sinnlich*", "spread*", "gespreizt*",
+        "ecarte*", "abierta*", "abertas", "provocative*", "provocativ*", "slutty", "caliente", "chaude", "geil*",
+        "gostosa", "boobs", "tits", "breasts", "seins", "pechos", "peitos", "brust*", "ass", "butt", "culo",
+        "bunda", "hintern", "fesses", "nipple*", "pezon*", "mamilo*", "onlyfans", "hentai", "kinky", "naughty",
+        "spicy", "steamy", "thirst*", "seduc*", "suggestive", "racy", "risque", "ose",
+    ],
+    "crime": [
+        "hidden", "oculta*", "escondid*", "cachee", "versteckt*", "spy*", "spycam*", "espiar", "espion*",
+        "ausspion*", "spion*", "upskirt*", "creepshot*", "voyeur*", "peep*", "secret*", "heimlich*", "film*",
+        "grab*", "record*", "drug*", "droga*", "drogu*", "roofie*", "ghb", "spike*", "slip", "blackmail*",
+        "chantaj*", "chantag*", "erpress*", "sextort*", "leak*", "filtr*", "fuiter", "vaz*", "revenge", "vengan*",
+        "vinga*", "rache", "deepfake*", "consent*", "threaten*", "amenaz*", "menac*", "droh*", "ameac*", "knock*",
+        "blackout", "pass out", "grope*", "creep*", "stalk*", "unconscious", "inconscient*", "bewusstlos",
+        "pinhole", "changing room", "locker", "vestuario", "umkleide*", "vestiaire*", "under her skirt",
+        "sin que", "sans qu", "sem ela", "ohne dass", "without her", "without them", "not knowing", "wont remember",
+        "won t remember", "wont know", "notice*",
+    ],
+    "benign": [
+        "report*", "denunc*", "signaler", "melde*", "victim*", "support*", "protect*", "detect*", "buy",
+        "shop*", "comprar", "acheter", "kaufen", "price", "product*", "producto", "produit", "produkt*",
+        "catalog*", "store", "background", "fondo", "fond", "hintergrund", "watermark*", "filigrane",
+        "wasserzeichen", "lint", "stain*", "mancha", "tache", "fleck", "redeye", "red eye", "museum*", "museo",
+        "musee", "painting*", "pintura", "peinture", "malerei", "gemalde", "history", "historia", "histoire",
+        "geschichte", "statue*", "sketch*", "boceto", "croquis", "skizze", "esboco", "doctor", "medico",
+        "rash", "sarpullido", "irritation", "ausschlag", "irritacao", "legal", "law", "policy", "school",
+        "talk to", "explain*", "teach*", "help", "ayuda", "aide", "hilfe", "ajuda", "taken down", "take down",
+        "remove it", "block*", "safe", "safety", "paint", "wallpaper", "polish", "design*", "logo", "brand",
+        "sunscreen", "surf*", "swim", "beach", "holiday", "vacation", "costume", "halloween", "wedding",
+    ],
+    "minor": [
+        "child*", "kid*", "teen*", "underage", "minor*", "young*", "little", "schoolgirl*", "nina*", "nino*",
+        "enfant*", "gamine*", "kind", "kinder", "crianca*", "menor*", "adolescent*", "preteen*", "loli*",
+        "yo", "jahrige*", "ans", "anos", "years", "year", "old",
+    ],
+}
+PAIRS: list[list[str]] = [
+    ["person", "undress"], ["person", "sexual"], ["photo", "undress"], ["photo", "sexual"],
+    ["clothing", "removal"], ["person", "clothing"], ["person", "removal"], ["undress", "removal"],
+    ["person", "crime"], ["crime", "sexual"], ["crime", "undress"], ["benign", "undress"], ["benign", "crime"],
+    ["benign", "sexual"], ["minor", "undress"], ["minor", "sexual"], ["photo", "person"], ["photo", "crime"],
+    ["clothing", "sexual"], ["benign", "removal"],
+]
+NEAR = 6
+FEATURES = {"char_ngrams": list(CHAR_NGRAMS), "word_ngrams": list(WORD_NGRAMS), "stems": STEMMER,
+            "concepts": CONCEPTS, "pairs": PAIRS, "near": NEAR}
 CLASS_WEIGHT: str | None = "balanced"
 CHECK_TEXTS = [
     "a watercolor painting of a lighthouse at dawn", "undress her", "remove the lint from the sweater",
@@ -70,10 +180,13 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
 
 
-def training_items(eval_set: Path = EVAL_SET, extra: Path = EXTRA_SET) -> list[dict[str, Any]]:
-    """The tuning split and the training-only prompts. Holdout items never get in."""
+def training_items(eval_set: Path = EVAL_SET, extra: Path = EXTRA_SET, generated: bool = True) -> list[dict[str, Any]]:
+    """The tuning split, the training-only prompts and (``generated``) the template-generated ones
+    (``bench/prompt_training_data.py``, default seed). Holdout items never get in."""
     tune = [i for i in _read_jsonl(eval_set) if i["split"] == "tune"]
     more = _read_jsonl(extra)
+    if generated:
+        more += prompt_training_data.generate()
     bad = [i["id"] for i in more if i.get("split") != "train"]
     if bad:
         raise SystemExit(f"{extra}: items not marked split 'train': {bad[:5]}")
@@ -108,7 +221,7 @@ def fit(texts: list[str], y: np.ndarray) -> tuple[Any, list[Any]]:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    vec = TfidfVectorizer(analyzer=features, min_df=MIN_DF, sublinear_tf=True, norm="l2", smooth_idf=True)
+    vec = TfidfVectorizer(analyzer=analyzer(FEATURES), min_df=MIN_DF, sublinear_tf=True, norm="l2", smooth_idf=True)
     x = vec.fit_transform(texts)
     models = []
     for k in range(y.shape[1]):
@@ -140,9 +253,9 @@ def export(vec: Any, models: list[Any], categories: tuple[str, ...] = CATEGORIES
                   for n, t in enumerate(texts)]
     digest = hashlib.sha256(json.dumps([vocab, [[_g(v) for v in row] for row in coef.tolist()]]).encode()).hexdigest()
     return {
-        "format": MODEL_FORMAT, "model_id": f"custody-prompt-tfidf-lr-{digest[:12]}",
+        "format": MODEL_FORMAT, "model_id": f"custody-prompt-tfidf-concepts-lr-{digest[:12]}",
         "categories": list(categories),
-        "features": {"char_ngrams": list(CHAR_NGRAMS), "word_ngrams": list(WORD_NGRAMS)},
+        "features": FEATURES,
         "tfidf": {"sublinear_tf": True, "norm": "l2", "vocabulary": vocab,
                   "idf": [_g(v) for v in vec.idf_.tolist()]},
         "coef": [[_g(v) for v in row] for row in coef.tolist()],

@@ -18,6 +18,17 @@ cannot disagree about features; the dot products are summed with :func:`math.fsu
 so independent of summation order, SIMD width or BLAS), and scores are rounded to 6 places. The same
 model file and the same text give the same score on any machine.
 
+Two feature sets, named by the model file's ``features`` (a file is scored with the set it names, so
+every model file ever shipped keeps its scores):
+
+- ``{"char_ngrams": [2, 5], "word_ngrams": [1, 2]}`` (policy 1.2.0's model): :func:`features`;
+- the same plus ``"stems"`` and ``"concepts"`` (policy 1.3.0's model): :func:`features_v2` adds each
+  word's suffix-stripped stem and stem pairs (``s:``; :func:`stem`, one small language-agnostic
+  suffix list for en/es/fr/de/pt, clitic pronouns included), and *concept* features from small
+  lexicons carried inside the model file: which concepts occur (``k:person``), which pairs of them
+  occur together (``p:person+undress``) and within ``near`` words of each other (``n:…``). A
+  co-occurrence feature is an input with a learned weight, never a rule: it can block nothing alone.
+
 The file format (``custody.prompt-model/v1``)::
 
     {"format": "custody.prompt-model/v1", "model_id": "...", "categories": [...],
@@ -70,6 +81,95 @@ def features(text: str) -> list[str]:
     return out
 
 
+STEMMER = "custody-suffix/1"
+# Longest first; one suffix is stripped, leaving at least 4 characters. en / es / pt / fr / de together:
+# the language of a prompt is not known, and a stem only has to be the same for the same word's forms.
+_SUFFIXES = tuple(sorted({
+    "ing", "ings", "ed", "es", "s", "ly", "er", "ers",
+    "amente", "aciones", "acion", "acoes", "acao", "ando", "iendo", "endo", "indo", "ado", "ada", "ados", "adas",
+    "ido", "ida", "idos", "idas", "ar", "ir", "as", "os", "a", "o", "e",
+    "ement", "ees", "ee", "ez", "ent", "ait", "aient",
+    "ungen", "ung", "en", "em", "ern", "n", "st", "t", "in", "innen",
+}, key=lambda x: (-len(x), x)))
+_CLITICS = ("selas", "selos", "sela", "selo", "melo", "mela", "las", "los", "les", "la", "lo", "le", "me", "te")
+
+
+def stem(word: str) -> str:
+    """A crude, deterministic stem: an enclitic pronoun after a verb ("desnudala", "quitale") and
+    then one inflectional suffix are stripped, leaving at least 4 characters."""
+    if len(word) >= 7:
+        for c in _CLITICS:
+            base = word[:-len(c)]
+            if word.endswith(c) and len(base) >= 5 and base[-1] in "aeiou" and base[-2] not in "aeiou":
+                word = base
+                break
+    for s in _SUFFIXES:
+        if word.endswith(s) and len(word) - len(s) >= 4:
+            return word[:-len(s)]
+    return word
+
+
+def _term_matches(words: list[str], term: str) -> list[int]:
+    """Positions where ``term`` (space-separated words; a trailing ``*`` = prefix) starts in ``words``."""
+    parts = term.split(" ")
+    out = []
+    for i in range(len(words) - len(parts) + 1):
+        for j, p in enumerate(parts):
+            w = words[i + j]
+            if not (w.startswith(p[:-1]) if p.endswith("*") else w == p):
+                break
+        else:
+            out.append(i)
+    return out
+
+
+def features_v2(text: str, concepts: dict[str, list[str]], pairs: list[list[str]], near: int) -> list[str]:
+    """:func:`features` plus stems (``s:``), stem pairs, concepts (``k:``) and concept pairs anywhere
+    in the text (``p:a+b``) and within ``near`` words (``n:a+b``)."""
+    words = _WORD.findall(text)
+    out = features(text)
+    stems = [stem(w) for w in words]
+    out += [f"s:{s}" for s in stems]
+    out += [f"s:{a} {b}" for a, b in zip(stems, stems[1:])]
+    where: dict[str, list[int]] = {}
+    for name in sorted(concepts):
+        pos = sorted({i for t in concepts[name] for i in _term_matches(words, t)})
+        if pos:
+            where[name] = pos
+            out.append(f"k:{name}")
+    for a, b in pairs:
+        if a in where and b in where:
+            out.append(f"p:{a}+{b}")
+            if min(abs(i - j) for i in where[a] for j in where[b]) <= near:
+                out.append(f"n:{a}+{b}")
+    return out
+
+
+def _features_spec_ok(feats: Any) -> bool:
+    if feats == {"char_ngrams": list(CHAR_NGRAMS), "word_ngrams": list(WORD_NGRAMS)}:
+        return True
+    if not isinstance(feats, dict) or set(feats) != {"char_ngrams", "word_ngrams", "stems", "concepts", "pairs", "near"}:
+        return False
+    if feats["char_ngrams"] != list(CHAR_NGRAMS) or feats["word_ngrams"] != list(WORD_NGRAMS) or feats["stems"] != STEMMER:
+        return False
+    c, p = feats["concepts"], feats["pairs"]
+    return (isinstance(c, dict) and all(isinstance(k, str) and isinstance(v, list) and v and all(isinstance(t, str) and t
+                                                                                                   for t in v)
+                                        for k, v in c.items())
+            and isinstance(p, list) and all(isinstance(x, list) and len(x) == 2 and all(y in c for y in x) for x in p)
+            and isinstance(feats["near"], int) and 0 < feats["near"] < 100)
+
+
+def analyzer(feats: dict[str, Any]) -> Any:
+    """The feature function a model file's ``features`` names (training and inference share it)."""
+    if "concepts" not in feats:
+        return features
+    concepts = {k: list(v) for k, v in feats["concepts"].items()}
+    pairs = [list(x) for x in feats["pairs"]]
+    near = int(feats["near"])
+    return lambda text: features_v2(text, concepts, pairs, near)
+
+
 def _sigmoid(z: float) -> float:
     if z >= 0:
         return 1.0 / (1.0 + math.exp(-z))
@@ -90,12 +190,13 @@ class PromptModel:
     coef: np.ndarray       # (n_categories, n_features)
     intercept: np.ndarray  # (n_categories,)
     checks: tuple[dict[str, Any], ...]
+    extract: Any = features  # the feature function the file's ``features`` names
 
     def scores(self, text: str) -> dict[str, float]:
         """Per category, the probability (rounded to 6 places) that ``text`` — a folded prompt —
         belongs to it."""
         counts: dict[int, int] = {}
-        for f in features(text):
+        for f in self.extract(text):
             j = self.vocabulary.get(f)
             if j is not None:
                 counts[j] = counts.get(j, 0) + 1
@@ -153,9 +254,10 @@ def parse_model(raw: bytes, path: Path, name: str = "") -> PromptModel:
     if not isinstance(doc, dict) or doc.get("format") != MODEL_FORMAT:
         raise _bad(path, f"format is not {MODEL_FORMAT!r}")
     feats = doc.get("features")
-    if feats != {"char_ngrams": list(CHAR_NGRAMS), "word_ngrams": list(WORD_NGRAMS)}:
-        raise _bad(path, f"features {feats!r} are not the ones this code extracts "
-                         f"(char {list(CHAR_NGRAMS)}, word {list(WORD_NGRAMS)})")
+    if not _features_spec_ok(feats):
+        raise _bad(path, f"features {str(feats)[:200]!r} are not ones this code extracts "
+                         f"(char {list(CHAR_NGRAMS)}, word {list(WORD_NGRAMS)}, optionally stems {STEMMER!r} "
+                         "with concepts, pairs and near)")
     try:
         tfidf = doc["tfidf"]
         if tfidf.get("sublinear_tf") is not True or tfidf.get("norm") != "l2":
@@ -186,7 +288,7 @@ def parse_model(raw: bytes, path: Path, name: str = "") -> PromptModel:
     return PromptModel(name=name or path.stem, model_id=str(doc.get("model_id", "")),
                        sha256=hashlib.sha256(raw).hexdigest(), categories=tuple(cats),
                        vocabulary={v: i for i, v in enumerate(vocab)}, idf=idf, coef=coef, intercept=intercept,
-                       checks=tuple(checks))
+                       checks=tuple(checks), extract=analyzer(feats))
 
 
 _cache: dict[tuple[str, str], PromptModel] = {}

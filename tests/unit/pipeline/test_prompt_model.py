@@ -16,7 +16,7 @@ import pytest
 from pipeline import prompt_model
 from pipeline.errors import InvalidPolicy, PolicyNotFound
 from pipeline.policy import default_policy, policy_from_data
-from pipeline.prompt_model import features, load_model, model_path, parse_model
+from pipeline.prompt_model import features, features_v2, load_model, model_path, parse_model, stem
 from pipeline.prompt_safety import DEFAULT_MODEL, PromptSafety, check, stage_version
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -79,7 +79,7 @@ def test_training_never_sees_the_holdout() -> None:
 
 
 def test_scores_are_deterministic_across_processes_and_hash_seeds() -> None:
-    code = ("import json; from pipeline.prompt_model import load_model as l; m = l('prompt_classifier');"
+    code = (f"import json; from pipeline.prompt_model import load_model as l; m = l('{DEFAULT_MODEL}');"
             "print(json.dumps([m.scores(t) for t in ['undress her', 'a red car', 'zieh sie aus', 'photo of my coworker\\n"
             "now remove the rest']], sort_keys=True))")
     outs = {subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": s},
@@ -166,3 +166,61 @@ def test_the_model_ships_as_package_data() -> None:
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert '"models/*.json"' in pyproject
     assert model_path(DEFAULT_MODEL).is_file()
+
+
+# --- policy 1.3.0's model: stems and concept co-occurrence features ----------------------------------
+
+def test_stems_fold_inflections_and_clitics_across_languages() -> None:
+    assert stem("undressing") == stem("undressed") == "undress"
+    assert stem("desnudala") == stem("desnuda") == stem("desnudas") == "desnud"
+    assert stem("quitale") == stem("quita")
+    assert stem("ausziehen") == "auszieh" and stem("her") == "her"
+
+
+def test_concept_features_mark_co_occurrence_and_nearness() -> None:
+    concepts = {"person": ["her", "my cowork*"], "undress": ["naked", "nud*"]}
+    pairs = [["person", "undress"]]
+    f = features_v2("make my coworkers naked", concepts, pairs, 2)
+    assert {"k:person", "k:undress", "p:person+undress", "n:person+undress", "s:cowork"} <= set(f)
+    far = features_v2("naked mole rats are odd creatures and so is her", concepts, pairs, 2)
+    assert "p:person+undress" in far and "n:person+undress" not in far
+    assert features_v2("a red car", concepts, pairs, 2)[:3] == features("a red car")[:3]
+    assert not any(x.startswith(("k:", "p:", "n:")) for x in features_v2("a red car", concepts, pairs, 2))
+
+
+def test_the_shipped_model_uses_concepts_and_the_1_2_0_model_still_scores_as_recorded() -> None:
+    """Every model file is scored with the feature set it names: 1.2.0's n-gram model keeps its
+    scores (archived decisions replay), 1.3.0's model carries its lexicons inside the pinned file."""
+    new = load_model(DEFAULT_MODEL)
+    assert any(f.startswith("p:") for f in new.vocabulary)
+    old = load_model("prompt_classifier")
+    assert not any(f.startswith(("s:", "k:", "p:")) for f in old.vocabulary)
+    for m in (old, new):
+        for c in m.checks:
+            got = m.scores(c["text"])
+            assert all(got[k] == pytest.approx(v, abs=2e-6) for k, v in c["scores"].items()), (m.name, c["text"])
+
+
+def test_policy_1_2_0_stays_loadable_with_its_own_model() -> None:
+    from pipeline.policy_archive import registry
+
+    old = registry().get("custody-default", "1.2.0")
+    assert old is not None and old.document.classifier is not None
+    assert old.document.classifier.model == "prompt_classifier"
+    d = PromptSafety(old).check("undress her", "edit")
+    assert d.model is not None and d.model.startswith("prompt_classifier@sha256:f3c49937")
+    assert default_policy().version != "1.2.0" and default_policy().document.classifier.model == DEFAULT_MODEL
+
+
+def test_generated_training_data_is_deterministic_and_labelled() -> None:
+    spec = importlib.util.spec_from_file_location("prompt_training_data", ROOT / "bench" / "prompt_training_data.py")
+    assert spec and spec.loader
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    a, b = gen.generate(), gen.generate()
+    assert a == b and len(a) > 3000 and gen.generate(seed=1) != a
+    assert all(i["split"] == "train" and i["id"].startswith("g") for i in a)
+    assert {i["lang"] for i in a} == {"en", "es", "fr", "de", "pt"}
+    assert {i["expected_category"] for i in a} == {"none", NCE, "sex_related_crimes"}
+    benign = sum(i["expected_category"] == "none" for i in a)
+    assert benign > 0.35 * len(a)  # hard negatives as many as the positives of either kind
