@@ -251,8 +251,9 @@ def validate_record(data: Any, *, allow_ledger_kinds: bool = False) -> RecordIn:
     return validate(data, allow_ledger_kinds=allow_ledger_kinds)[0]
 
 
-def validate(data: Any, *, allow_ledger_kinds: bool = False) -> tuple[RecordIn, bool]:
-    """``validate_record``, also saying whether the body can take the fast canonical path."""
+def validate(data: Any, *, allow_ledger_kinds: bool = False) -> tuple[RecordIn, bool | bytes]:
+    """``validate_record``, also saying how the body is canonicalised: ``True`` when it takes the
+    fast path, else its RFC 8785 bytes, already computed here (``leaf_bytes`` splices them in)."""
     if not isinstance(data, dict):
         raise InvalidInput(f"a record must be a JSON object, not {type(data).__name__}")
     try:
@@ -286,10 +287,11 @@ def validate(data: Any, *, allow_ledger_kinds: bool = False) -> tuple[RecordIn, 
         raise InvalidInput(f"subject: required for kind {rec.kind.value!r}")
     # Only the body is free-form; envelope fields are ASCII names and safe integers. Whether the
     # body can take the fast canonical path is decided once, here (see ``leaf_bytes``).
-    fast = _fast_path_ok(rec.body)
-    if not fast:
-        canonical_json(rec.body)  # floats, big integers, odd keys: the full encoder names any problem now
-    return rec, fast
+    if _fast_path_ok(rec.body):
+        return rec, True
+    # Integral or extreme floats, big integers, odd keys: the full encoder names any problem now,
+    # and its bytes are kept for the leaf (they are not computed a second time).
+    return rec, canonical_json(rec.body)
 
 
 # --- JSON in and out ---------------------------------------------------------------------------
@@ -394,17 +396,33 @@ def leaf_document(rec: RecordIn, *, ledger_time: str, links: list[dict[str, Any]
     return doc
 
 
-def leaf_bytes(doc: dict[str, Any], fast_body: bool) -> bytes:
+# Stands for the body while the envelope is encoded; JSON-encoded it is "\u0000body", which no
+# envelope string (names, hex, timestamps: no control characters) can produce.
+_BODY_MARK = "\x00body"
+_BODY_MARK_JSON = '"\\u0000body"'
+
+
+def leaf_bytes(doc: dict[str, Any], fast_body: bool | bytes) -> bytes:
     """Canonical bytes of a leaf document built by ``leaf_document``.
 
     The envelope, links and commitments are ASCII names, safe integers and hex, so the document
-    takes the fast path exactly when its body does (``validate`` says); else RFC 8785 in full.
+    takes the fast path exactly when its body does (``fast_body is True``, as ``validate`` says).
+    Otherwise ``fast_body`` is the body's RFC 8785 bytes from ``validate``: RFC 8785 is
+    compositional (members in key order, no whitespace), so the envelope is encoded around a
+    placeholder and the body's bytes are put in its place. ``False`` means RFC 8785 in full.
     """
-    if fast_body:
+    if fast_body is True:
         try:
             return _ENCODER.encode(doc).encode("utf-8")
         except UnicodeEncodeError:
             raise InvalidInput("a string holds an unpaired UTF-16 surrogate, which is not valid Unicode") from None
+    if isinstance(fast_body, bytes):
+        envelope = {**doc, "body": _BODY_MARK}
+        if _fast_path_ok(envelope):
+            text = _ENCODER.encode(envelope)
+            if text.count(_BODY_MARK_JSON) == 1:
+                head, _, tail = text.partition(_BODY_MARK_JSON)
+                return head.encode("utf-8") + fast_body + tail.encode("utf-8")
     return canonical_json(doc)
 
 

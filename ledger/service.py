@@ -163,7 +163,7 @@ class Ledger:
                 out.append(parse_json(line.rstrip("\r"), what=f"line {n}", max_bytes=self.config.max_record_bytes))
         return out
 
-    def _validate(self, items: Sequence[Any], ledger_kinds: bool) -> list[tuple[RecordIn, bool]]:
+    def _validate(self, items: Sequence[Any], ledger_kinds: bool) -> list[tuple[RecordIn, bool | bytes]]:
         if not items:
             raise InvalidInput("no records to append")
         if len(items) > self.config.max_batch:
@@ -213,14 +213,14 @@ class Ledger:
                 log.warning("appended entries %d..%d but could not publish a checkpoint: %s",
                             out[0].id, out[-1].id, err)
 
-    def _sequence_and_integrate(self, w: Writer, recs: Sequence[tuple[RecordIn, bool]],
+    def _sequence_and_integrate(self, w: Writer, recs: Sequence[tuple[RecordIn, bool | bytes]],
                                 fps: Sequence[bytes | None]) -> tuple[list[Appended], int, list[bytes]]:
         """Both steps, in the caller's write transaction (so they commit, or vanish, together)."""
         seq = self._sequence(w, recs, fps)
         size, frontier = self._integrate(w, seq)
         return seq.results, size, frontier
 
-    def _sequence(self, w: Writer, recs: Sequence[tuple[RecordIn, bool]],
+    def _sequence(self, w: Writer, recs: Sequence[tuple[RecordIn, bool | bytes]],
                   fps: Sequence[bytes | None]) -> _Sequenced:
         """Give each new record its index and its final bytes: resolve idempotency keys and links,
         seal sensitive fields, stamp the ledger's time. Writes only subject keys."""

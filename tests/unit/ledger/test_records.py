@@ -39,10 +39,55 @@ def test_fast_path_floats_equal_rfc8785(x: float) -> None:
     assert canonical_json({"x": x, "y": [x, -x]}) == rfc8785.dumps({"x": x, "y": [x, -x]})
 
 
+# Floats at and around the fast path's edges (1e-4 and 1e16, both signs), subnormals, zeros,
+# integral floats and the exponent notation RFC 8785 switches to at 1e21 and below 1e-6.
+edge_floats = (
+    st.floats(min_value=5e-5, max_value=2e-4) | st.floats(min_value=-2e-4, max_value=-5e-5)
+    | st.floats(min_value=5e15, max_value=2e16) | st.floats(min_value=-2e16, max_value=-5e15)
+    | st.floats(min_value=-1e-300, max_value=1e-300, allow_subnormal=True)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.integers(-(2**60), 2**60).map(float)
+    | st.sampled_from([0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 1e-7, 1e-6, 1e21, 1e20, 9.007199254740993e15])
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(edge_floats)
+def test_floats_around_the_edges_equal_rfc8785(x: float) -> None:
+    assert canonical_json({"x": x, "y": [x, -x]}) == rfc8785.dumps({"x": x, "y": [x, -x]})
+
+
+def test_fast_path_takes_exactly_the_proven_floats() -> None:
+    from ledger.records import _fast_path_ok
+
+    for x in (1e-4, -1e-4, 0.00010000000000000002, 4503599627370495.5, -4503599627370495.5, 0.5, -123.456):
+        assert _fast_path_ok(x), x
+    for x in (0.0, -0.0, 1.0, -5.0, 9.999999999999998e15, 1e16, -1e16, 9.999999999999999e-05, 5e-324, 1e21, 2.0**60):
+        assert not _fast_path_ok(x), x
+
+
 def test_float_boundaries_equal_rfc8785() -> None:
     for x in (1e-4, 0.00010000000000000002, 9.999999999999998e15, 1e16, 0.1, 0.41, 123.456, 5.0, -0.0, 1e21,
-              2.5e-7, 1 / 3, 7.5):
+              2.5e-7, 1 / 3, 7.5, 9.999999999999999e-05, 5e-324, 2.2250738585072014e-308, 1e-7, 1e-6):
         assert canonical_json([x, -x]) == rfc8785.dumps([x, -x]), x
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(text, edge_floats | text | st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER), max_size=6),
+       st.lists(st.fixed_dictionaries({"rel": st.sampled_from(["prompt", "principal"]),
+                                       "id": st.integers(0, 10**6), "leaf": st.just("ab" * 32)}), max_size=3),
+       st.booleans())
+def test_leaf_bytes_equal_rfc8785_of_the_whole_leaf(extra: dict, links: list, sealed: bool) -> None:
+    """The body's bytes from ``validate`` (fast path or kept RFC 8785 bytes) make the same leaf as
+    RFC 8785 over the whole document."""
+    from ledger.records import leaf_bytes, leaf_document, validate
+
+    body = {**extra, "sha256": "ab" * 32, "media_type": "image/png", "size": 10, "storage_ref": "blob://1"}
+    rec, fast = validate(good(body=body, subject="subj:1"))
+    assert fast is True or fast == rfc8785.dumps(rec.body)
+    doc = leaf_document(rec, ledger_time="2025-12-30T10:00:00.000000Z", links=links,
+                        sealed={"text": "cd" * 32} if sealed else {})
+    assert leaf_bytes(doc, fast) == rfc8785.dumps(doc)
 
 
 def test_key_order_is_utf16_not_code_point() -> None:
