@@ -42,6 +42,7 @@ The file format (``custody.prompt-model/v1``)::
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -130,7 +131,7 @@ def features_v2(text: str, concepts: dict[str, list[str]], pairs: list[list[str]
     out = features(text)
     stems = [stem(w) for w in words]
     out += [f"s:{s}" for s in stems]
-    out += [f"s:{a} {b}" for a, b in zip(stems, stems[1:])]
+    out += [f"s:{a} {b}" for a, b in itertools.pairwise(stems)]
     where: dict[str, list[int]] = {}
     for name in sorted(concepts):
         pos = sorted({i for t in concepts[name] for i in _term_matches(words, t)})
