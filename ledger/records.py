@@ -24,7 +24,15 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import rfc8785
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from ledger.errors import InvalidInput, RecordTooLarge
 
@@ -184,8 +192,8 @@ class LinkIn(BaseModel):
             raise ValueError("a link names exactly one of 'id' (a ledger record) or 'batch' (an earlier line)")
 
 
-class RecordIn(BaseModel):
-    """What a producer submits. The ledger adds its own time and resolves links."""
+class Record(BaseModel):
+    """A validated record: the envelope's fields, no Python validators (see ``RecordIn``)."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
     kind: Kind
@@ -197,6 +205,10 @@ class RecordIn(BaseModel):
     body: dict[str, Any]
     sensitive: dict[str, Any] | None = None
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+
+class RecordIn(Record):
+    """What a producer submits. The ledger adds its own time and resolves links."""
 
     @field_validator("kind", mode="before")
     @classmethod
@@ -224,6 +236,68 @@ class RecordIn(BaseModel):
         return v
 
 
+# --- one validation call per record ---------------------------------------------------------
+#
+# ``validate`` first runs one pydantic-core call over a union of per-kind record models, tagged by
+# ``kind``: envelope, body and timestamp are all checked in Rust. Only when that call refuses a
+# record does the two-step path below (``RecordIn``, then ``BODIES[kind]``, with its Python
+# validators) run, to word the error exactly as before. The fast models are at least as strict
+# as that path (a record they accept, it accepts, with the same values: a test compares them);
+# a record they refuse that it accepts is still accepted, only slower.
+
+_YEAR = r"(?:[0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000)"  # 0001-9999, as datetime takes
+_LEAP_YEAR = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
+_MONTH_DAY = (r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+              r"|02-(?:0[1-9]|1[0-9]|2[0-8]))")
+# RFC 3339 with a time zone that ``datetime.fromisoformat`` takes: real calendar dates, hours
+# 00-23, no leap second; ASCII digits only.
+TIMESTAMP_PATTERN = (rf"^(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+                     r"(?:\.[0-9]{1,9})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$")
+_Timestamp = Annotated[str, StringConstraints(pattern=TIMESTAMP_PATTERN)]
+_Schema = Annotated[int, Field(ge=SCHEMA_VERSION, le=SCHEMA_VERSION)]
+
+
+def _body_typed_dict(model: type[_Body]) -> Any:
+    """The body model as a strict TypedDict that keeps extra fields: validated in Rust, a dict out."""
+    from typing import NotRequired
+
+    from typing_extensions import TypedDict
+
+    fields: dict[str, Any] = {}
+    for name, f in model.model_fields.items():
+        ann: Any = Annotated[(f.annotation, *f.metadata)] if f.metadata else f.annotation
+        fields[name] = ann if f.is_required() else NotRequired[ann]
+    td = TypedDict(f"{model.__name__}Dict", fields)  # type: ignore[operator]
+    td.__pydantic_config__ = ConfigDict(strict=True, extra="allow")  # type: ignore[attr-defined]
+    return td
+
+
+def _record_model(kind: Kind) -> type[Record]:
+    body = BODIES[kind]
+    return type(f"_{body.__name__.removesuffix('Body')}Record", (Record,), {
+        "__annotations__": {"kind": Literal[kind], "schema_": _Schema, "produced_at": _Timestamp,
+                            "body": _body_typed_dict(body)},
+        "schema_": Field(default=SCHEMA_VERSION, alias="schema"),
+        "__module__": __name__,
+    })
+
+
+_RECORD_MODELS = {k: _record_model(k) for k in Kind}
+
+
+def _union_adapter(kinds: list[Kind]) -> TypeAdapter[Record]:
+    from typing import Union
+
+    return TypeAdapter(Annotated[Union[tuple(_RECORD_MODELS[k] for k in kinds)], Field(discriminator="kind")])  # noqa: UP007
+
+
+_CLIENT_RECORDS = _union_adapter([k for k in Kind if k not in LEDGER_ONLY])
+_ALL_RECORDS = _union_adapter(list(Kind))
+# Float fields: strict pydantic turns an int into a float (1 → 1.0). The leaf keeps what was sent.
+_FLOAT_FIELDS = {k: tuple(n for n, f in BODIES[k].model_fields.items() if f.annotation is float) for k in Kind}
+_FLOAT_FIELDS = {k: v for k, v in _FLOAT_FIELDS.items() if v}
+
+
 _SEALED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]*")
 
 
@@ -246,14 +320,36 @@ def _format_validation_error(err: ValidationError, prefix: str = "") -> str:
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
-def validate_record(data: Any, *, allow_ledger_kinds: bool = False) -> RecordIn:
+def validate_record(data: Any, *, allow_ledger_kinds: bool = False) -> Record:
     """Validate one submitted record (already parsed JSON). Raises InvalidInput naming the problem."""
     return validate(data, allow_ledger_kinds=allow_ledger_kinds)[0]
 
 
-def validate(data: Any, *, allow_ledger_kinds: bool = False) -> tuple[RecordIn, bool | bytes]:
+def validate(data: Any, *, allow_ledger_kinds: bool = False) -> tuple[Record, bool | bytes]:
     """``validate_record``, also saying how the body is canonicalised: ``True`` when it takes the
     fast path, else its RFC 8785 bytes, already computed here (``leaf_bytes`` splices them in)."""
+    try:
+        rec = (_ALL_RECORDS if allow_ledger_kinds else _CLIENT_RECORDS).validate_python(data)
+    except ValidationError:
+        return _validate_and_word(data, allow_ledger_kinds)
+    kind = rec.kind
+    floats = _FLOAT_FIELDS.get(kind)
+    if floats:
+        raw = data["body"]
+        for name in floats:
+            if name in raw and type(raw[name]) is int:
+                rec.body[name] = raw[name]
+    if rec.idempotency_key is not None or rec.sensitive or kind in _SPECIAL_KINDS:
+        _rules(rec)
+    return rec, _canonical_body(rec.body)
+
+
+# Kinds with rules beyond their models (sealed-only body fields, a required subject).
+_SPECIAL_KINDS = frozenset(SEALED_ONLY) | frozenset(REQUIRED_SEALED) | NEEDS_SUBJECT
+
+
+def _validate_and_word(data: Any, allow_ledger_kinds: bool) -> tuple[Record, bool | bytes]:
+    """The two-step path: every rule, each refusal worded for the producer."""
     if not isinstance(data, dict):
         raise InvalidInput(f"a record must be a JSON object, not {type(data).__name__}")
     try:
@@ -266,6 +362,12 @@ def validate(data: Any, *, allow_ledger_kinds: bool = False) -> tuple[RecordIn, 
         BODIES[rec.kind].model_validate(rec.body)
     except ValidationError as err:
         raise InvalidInput(_format_validation_error(err, "body.")) from None
+    _rules(rec)
+    return rec, _canonical_body(rec.body)
+
+
+def _rules(rec: Record) -> None:
+    """The rules beyond the models, in the order the two-step path has always applied them."""
     if rec.idempotency_key is not None and not _storable(rec.idempotency_key):
         raise InvalidInput("idempotency_key: must not hold NUL, control characters or unpaired surrogates")
     for name in rec.sensitive or {}:
@@ -285,13 +387,16 @@ def validate(data: Any, *, allow_ledger_kinds: bool = False) -> tuple[RecordIn, 
         raise InvalidInput("subject: required when a record has sensitive fields (they are sealed under the subject's key)")
     if rec.kind in NEEDS_SUBJECT and not rec.subject:
         raise InvalidInput(f"subject: required for kind {rec.kind.value!r}")
-    # Only the body is free-form; envelope fields are ASCII names and safe integers. Whether the
-    # body can take the fast canonical path is decided once, here (see ``leaf_bytes``).
-    if _fast_path_ok(rec.body):
-        return rec, True
+
+
+def _canonical_body(body: dict[str, Any]) -> bool | bytes:
+    """Only the body is free-form; envelope fields are ASCII names and safe integers. Whether the
+    body can take the fast canonical path is decided once, here (see ``leaf_bytes``)."""
+    if _fast_path_ok(body):
+        return True
     # Integral or extreme floats, big integers, odd keys: the full encoder names any problem now,
     # and its bytes are kept for the leaf (they are not computed a second time).
-    return rec, canonical_json(rec.body)
+    return canonical_json(body)
 
 
 # --- JSON in and out ---------------------------------------------------------------------------
@@ -377,7 +482,7 @@ def canonical_json(obj: Any) -> bytes:
         raise InvalidInput(f"value cannot be canonicalised: {err}") from None
 
 
-def leaf_document(rec: RecordIn, *, ledger_time: str, links: list[dict[str, Any]],
+def leaf_document(rec: Record, *, ledger_time: str, links: list[dict[str, Any]],
                   sealed: dict[str, str]) -> dict[str, Any]:
     """The JSON object whose canonical bytes are the record's leaf."""
     doc: dict[str, Any] = {

@@ -31,7 +31,7 @@ from ledger.keys import sign_note
 from ledger.records import (
     DEFAULT_MAX_RECORD_BYTES,
     Kind,
-    RecordIn,
+    Record,
     leaf_bytes,
     leaf_document,
     parse_json,
@@ -163,7 +163,7 @@ class Ledger:
                 out.append(parse_json(line.rstrip("\r"), what=f"line {n}", max_bytes=self.config.max_record_bytes))
         return out
 
-    def _validate(self, items: Sequence[Any], ledger_kinds: bool) -> list[tuple[RecordIn, bool | bytes]]:
+    def _validate(self, items: Sequence[Any], ledger_kinds: bool) -> list[tuple[Record, bool | bytes]]:
         if not items:
             raise InvalidInput("no records to append")
         if len(items) > self.config.max_batch:
@@ -213,14 +213,14 @@ class Ledger:
                 log.warning("appended entries %d..%d but could not publish a checkpoint: %s",
                             out[0].id, out[-1].id, err)
 
-    def _sequence_and_integrate(self, w: Writer, recs: Sequence[tuple[RecordIn, bool | bytes]],
+    def _sequence_and_integrate(self, w: Writer, recs: Sequence[tuple[Record, bool | bytes]],
                                 fps: Sequence[bytes | None]) -> tuple[list[Appended], int, list[bytes]]:
         """Both steps, in the caller's write transaction (so they commit, or vanish, together)."""
         seq = self._sequence(w, recs, fps)
         size, frontier = self._integrate(w, seq)
         return seq.results, size, frontier
 
-    def _sequence(self, w: Writer, recs: Sequence[tuple[RecordIn, bool | bytes]],
+    def _sequence(self, w: Writer, recs: Sequence[tuple[Record, bool | bytes]],
                   fps: Sequence[bytes | None]) -> _Sequenced:
         """Give each new record its index and its final bytes: resolve idempotency keys and links,
         seal sensitive fields, stamp the ledger's time. Writes only subject keys."""
@@ -338,7 +338,7 @@ class Ledger:
                 active.pop(body["case_id"], None)
         return active
 
-    def _check_hold_change(self, w: Writer, rec: RecordIn, batch: dict[tuple[str, str], bool]) -> None:
+    def _check_hold_change(self, w: Writer, rec: Record, batch: dict[tuple[str, str], bool]) -> None:
         """A hold is placed only if not active, released only if active — counting earlier lines of
         the same batch, whose records are not in the database yet."""
         subject, case = rec.subject, rec.body["case_id"]
