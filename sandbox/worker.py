@@ -83,20 +83,31 @@ def _prompts(job: dict[str, Any], policies: dict[str, Any]) -> list[dict[str, An
     from pipeline.prompt_safety import PromptSafety, Session
 
     layers = {label: PromptSafety(p) for label, p in policies.items()}
+    # Risk accumulates over a session: a turn is judged after its earlier turns, as the live layer judged
+    # it. Turns of one session are replayed in order through one Session per policy (a later turn's
+    # history is an earlier turn's history plus that turn), so a session of n turns costs n checks.
+    live: dict[str, list[tuple[list[Any], Any]]] = {label: [] for label in layers}
     results = []
-    for p in job.get("prompts", []):
+    for p in sorted(job.get("prompts", []), key=lambda q: len(q.get("history") or [])):
+        history = p.get("history") or []
+        hist_ids = [h.get("record_id") for h in history]
         for label, layer in layers.items():
-            entry = {"record_id": p.get("record_id"), "label": label, "decision": None, "error": None}
-            try:
-                # risk accumulates over a session: replay the earlier turns first, as the live layer saw them
+            entry = {"record_id": p.get("record_id"), "label": label, "decision": None, "error": None,
+                     "history": hist_ids}
+            found = next((c for c in live[label] if c[0] == hist_ids), None)
+            if found is not None:
+                live[label].remove(found)
+                session = found[1]
+            else:
                 session = Session(layer)
-                for h in p.get("history") or []:
+                for h in history:
                     try:
                         session.check(h.get("text"), h.get("surface"))
                     except PipelineError:
-                        pass  # an earlier turn the layer refused added nothing to the session then either
+                        pass  # an earlier turn the layer refuses adds nothing to the session
+            try:
                 entry["decision"] = session.check(p.get("text"), p.get("surface")).to_dict()
-                entry["history"] = [h.get("record_id") for h in p.get("history") or []]
+                live[label].append((hist_ids + [p.get("record_id")], session))
             except PipelineError as err:
                 entry["error"] = {"type": type(err).__name__, "message": str(err)}
             results.append(entry)
