@@ -5,9 +5,14 @@ On-demand, not a test. Raw ``sqlite3`` (WAL + ``synchronous=FULL``, ``BEGIN IMME
 ``COMMIT`` per batch, as the ledger does), the same precomputed rows each time, so only the
 schema differs:
 
-* ``current``: the ledger's schema (migrations/versions/0001): ``entries`` with the
+* ``current``: the schema of migrations 0001: ``entries`` with the
   ``(subject, kind)`` index and the UNIQUE ``idempotency_key``, plus one ``tree_nodes`` row
   per stored hash (about 2 per entry);
+* ``m0003``: ``current`` + ``ix_entries_kind_time (kind, ledger_time, idx)`` (migration 0003);
+* ``m0004``: the ledger's schema now (migration 0004): partial indexes + ``ix_entries_kind_time``;
+* ``m0004_no_kind_time``: ``m0004`` without ``ix_entries_kind_time`` (what that index costs);
+* ``m0004_kind_time_2col``: ``m0004`` with ``(kind, ledger_time)``: in SQLite every index ends
+  with the rowid (= ``idx``), so this serves the same queries in the same order;
 * ``partial_indexes``: the same, with both ``entries`` indexes made partial
   (``WHERE subject IS NOT NULL`` / ``WHERE idempotency_key IS NOT NULL``), so records without a
   subject or key add no index entries;
@@ -38,9 +43,18 @@ ENTRIES = """CREATE TABLE entries (idx INTEGER PRIMARY KEY, data BLOB NOT NULL, 
     subject VARCHAR(200), ledger_time VARCHAR(40) NOT NULL, idempotency_key VARCHAR(200){unique},
     request_hash BLOB)"""
 NODES = "CREATE TABLE tree_nodes (id INTEGER PRIMARY KEY, hash BLOB NOT NULL)"
+KIND_TIME = "CREATE INDEX ix_entries_kind_time ON entries (kind, ledger_time, idx)"
+PARTIAL = ["CREATE INDEX ix_entries_subject_kind ON entries (subject, kind) WHERE subject IS NOT NULL",
+           "CREATE UNIQUE INDEX ux_entries_idempotency_key ON entries (idempotency_key) WHERE idempotency_key IS NOT NULL"]
 
 VARIANTS = {
     "current": [ENTRIES.format(unique=" UNIQUE"), "CREATE INDEX ix_entries_subject_kind ON entries (subject, kind)", NODES],
+    "m0003": [ENTRIES.format(unique=" UNIQUE"), "CREATE INDEX ix_entries_subject_kind ON entries (subject, kind)",
+              KIND_TIME, NODES],
+    "m0004": [ENTRIES.format(unique=""), *PARTIAL, KIND_TIME, NODES],
+    "m0004_no_kind_time": [ENTRIES.format(unique=""), *PARTIAL, NODES],
+    "m0004_kind_time_2col": [ENTRIES.format(unique=""), *PARTIAL,
+                             "CREATE INDEX ix_entries_kind_time ON entries (kind, ledger_time)", NODES],
     "partial_indexes": [ENTRIES.format(unique=""),
                         "CREATE INDEX ix_entries_subject_kind ON entries (subject, kind) WHERE subject IS NOT NULL",
                         "CREATE UNIQUE INDEX ux_idem ON entries (idempotency_key) WHERE idempotency_key IS NOT NULL",

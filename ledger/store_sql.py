@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, event
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Field, SQLModel, create_engine
@@ -54,10 +54,16 @@ class Entry(SQLModel, table=True):
     kind: str = Field(sa_column=Column(String(32), nullable=False))
     subject: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
     ledger_time: str = Field(sa_column=Column(String(40), nullable=False))
-    idempotency_key: str | None = Field(default=None, sa_column=Column(String(200), nullable=True, unique=True))
+    idempotency_key: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
     request_hash: bytes | None = _blob(nullable=True)
 
-    __table_args__ = (Index("ix_entries_subject_kind", "subject", "kind"),
+    # Partial: most records have no subject and no idempotency key, and add no entry to these
+    # (lookups name a value, which implies IS NOT NULL). Migration 0004.
+    __table_args__ = (Index("ix_entries_subject_kind", "subject", "kind",
+                            sqlite_where=text("subject IS NOT NULL"), postgresql_where=text("subject IS NOT NULL")),
+                      Index("ux_entries_idempotency_key", "idempotency_key", unique=True,
+                            sqlite_where=text("idempotency_key IS NOT NULL"),
+                            postgresql_where=text("idempotency_key IS NOT NULL")),
                       Index("ix_entries_kind_time", "kind", "ledger_time", "idx"))  # review queue, SLA report
 
 

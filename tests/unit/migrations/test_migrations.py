@@ -17,4 +17,4 @@ def test_migrated_schema_matches_models(database_url: str) -> None:
         version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
     store.close()
     assert diff == []
-    assert version == "0003"
+    assert version == "0004"
