@@ -44,7 +44,11 @@ def _bar(console: Console | None) -> Progress:
                     console=console, disable=console is None, transient=True)
 
 
-def _replay(ledger: Any, settings: Settings, target: int, backend: str, console: Console | None) -> dict[str, Any]:
+def _replay(ledger: Any, settings: Settings, target: int, backend: str,
+            console: Console | None) -> dict[str, Any] | None:
+    """The chain replay, or None when this machine has no sandbox at all (no Docker engine answers and
+    neither bubblewrap nor unshare can isolate): the demo then says so and goes on to legal's part."""
+    from sandbox.errors import EngineUnavailable
     from sandbox.replay import ReplayRefused, replay
 
     with _bar(console) as bar:
@@ -61,6 +65,11 @@ def _replay(ledger: Any, settings: Settings, target: int, backend: str, console:
         except ReplayRefused as err:  # the refusal report is appended: show it rather than crash
             return {"report": err.report, "report_sha256": err.report_sha256, "appended": err.appended,
                     "path": str(settings.data_dir / "replays" / f"{err.report_sha256}.json")}
+        except EngineUnavailable as err:
+            if console:
+                console.print(f"   [yellow]replay skipped[/]: {err} (install docker.io, or bubblewrap for the "
+                              f"process sandbox)")
+            return None
 
 
 def _replay_summary(report: dict[str, Any]) -> dict[str, Any]:
@@ -77,6 +86,18 @@ def _replay_summary(report: dict[str, Any]) -> dict[str, Any]:
             "findings": sorted({f["code"] for f in report.get("findings", [])}),
             "backend": report.get("runner", {}).get("backend"),
             "weaker_isolation": bool(report.get("runner", {}).get("isolation", {}).get("weaker"))}
+
+
+def _say_replay(say: Any, summary: dict[str, Any], out: dict[str, Any], rid: int | None) -> None:
+    say(f"   replay ({summary['backend']} backend{', weaker isolation' if summary['weaker_isolation'] else ''}): "
+        f"{summary['status']}; steps {summary['steps']}")
+    if summary["regeneration"]:
+        say(f"   re-generation from the recorded adapter, parameters and seed: {summary['regeneration']} "
+            f"(outputs in the quarantine store, named by hash)")
+    say(f"   today's pipeline on the recorded prompts: {summary['prompts_today']}")
+    say(f"   {summary['recorded_allow_today_not']} request(s) the platform allowed are stopped by today's pipeline; "
+        f"{summary['differences']} difference(s) in all; findings: {', '.join(summary['findings']) or 'none'}")
+    say(f"   signed report appended as record {rid}: {out['path']}")
 
 
 def run_demo(settings: Settings, console: Console | None = None, backend: str = "auto") -> dict[str, Any]:
@@ -141,17 +162,10 @@ def run_demo(settings: Settings, console: Console | None = None, backend: str = 
     if console:
         console.print(table)
     out = _replay(ledger, settings, target, backend, console)
-    summary = _replay_summary(out["report"])
-    rid = out["appended"]["id"] if out.get("appended") else None
-    say(f"   replay ({summary['backend']} backend{', weaker isolation' if summary['weaker_isolation'] else ''}): "
-        f"{summary['status']}; steps {summary['steps']}")
-    if summary["regeneration"]:
-        say(f"   re-generation from the recorded adapter, parameters and seed: {summary['regeneration']} "
-            f"(outputs in the quarantine store, named by hash)")
-    say(f"   today's pipeline on the recorded prompts: {summary['prompts_today']}")
-    say(f"   {summary['recorded_allow_today_not']} request(s) the platform allowed are stopped by today's pipeline; "
-        f"{summary['differences']} difference(s) in all; findings: {', '.join(summary['findings']) or 'none'}")
-    say(f"   signed report appended as record {rid}: {out['path']}")
+    summary = _replay_summary(out["report"]) if out else {"status": "skipped: no sandbox on this machine"}
+    rid = out["appended"]["id"] if out and out.get("appended") else None
+    if out:
+        _say_replay(say, summary, out, rid)
 
     # --- 3. legal
     case = sorted(set(t.nodes) | ({rid} if rid is not None else set()))
@@ -175,7 +189,7 @@ def run_demo(settings: Settings, console: Console | None = None, backend: str = 
         f"     custody replay show {rid} --data-dir {settings.data_dir}\n"
         f"     custody trace {target} --data-dir {settings.data_dir}")
     return {"bundle": {"path": str(bundle_path), "sha256": bundle.sha256, "ok": checked.ok},
-            "replay": {"record": rid, "path": out["path"], "sha256": out["report_sha256"], **summary},
+            "replay": {"record": rid, "path": out and out["path"], "sha256": out and out["report_sha256"], **summary},
             "incident": inc.as_dict(), "origin": ledger.config.origin, "data_dir": str(settings.data_dir),
             "checkpoint": cp.as_dict(), "inclusion": p, "trace": t.as_dict(), "verify": report.as_dict(),
             "vkey": ledger.keyring.active.vkey}

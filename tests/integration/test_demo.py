@@ -43,3 +43,19 @@ def test_demo_with_the_docker_sandbox(tmp_path: Path, capsys: pytest.CaptureFixt
 
 def test_demo_with_the_process_sandbox(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _check(_demo(tmp_path, capsys, "process"), tmp_path, capsys, "process")
+
+
+def test_demo_without_any_sandbox_still_records_exports_and_verifies(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine with no Docker engine and no way to isolate a process: the replay is skipped, said so,
+    and the rest of the main job (record, prove, trace, export, verify) still runs and passes."""
+    import sandbox.replay as replay_mod
+    from sandbox.errors import IsolationUnavailable
+
+    def no_sandbox(*_a: object, **_k: object) -> None:
+        raise IsolationUnavailable("neither bubblewrap nor unshare can isolate here")
+
+    monkeypatch.setattr(replay_mod, "make_runner", no_sandbox)
+    out = _demo(tmp_path, capsys, "auto")
+    assert out["verify"]["ok"] and out["bundle"]["ok"]
+    assert out["replay"]["record"] is None and out["replay"]["status"].startswith("skipped")
