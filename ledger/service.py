@@ -236,35 +236,46 @@ class Ledger:
         target_leaves = w.nodes([merkle.stored_hash_index(0, t) for t in targets]) if targets else {}
 
         ledger_time = self.now()
+        # Links by batch position or to earlier lines need each line's index and leaf; a batch
+        # without links (the common case) keeps no such bookkeeping.
+        linked = any(r.links for r, _ in recs)
         batch_ids: list[int] = []
         batch_leaf: dict[int, bytes] = {}
         subject_keys: dict[str, bytes] = {}
         batch_holds: dict[tuple[str, str], bool] = {}  # (subject, case) → active, after earlier lines
+        max_bytes = self.config.max_record_bytes
+        entries, leaves, results = seq.entries, seq.leaves, seq.results
+        leaf_hash = merkle.leaf_hash
+        no_links: list[dict[str, Any]] = []
+        no_commitments: dict[str, str] = {}
         for pos, ((rec, fast), fp) in enumerate(zip(recs, fps, strict=True)):
             try:
-                if rec.idempotency_key in existing:
+                if existing and rec.idempotency_key in existing:
                     idx, prior_fp = existing[rec.idempotency_key]
                     if prior_fp != fp:
                         raise Conflict(f"idempotency key {rec.idempotency_key!r} was used for a different "
                                        f"record (entry {idx})")
                     prior = w.entry(idx)
                     assert prior is not None
-                    leaf = merkle.leaf_hash(prior.data)
+                    leaf = leaf_hash(prior.data)
                     batch_ids.append(idx)
                     batch_leaf[idx] = leaf
-                    seq.results.append(Appended(idx, leaf.hex(), prior.ledger_time, existing=True))
+                    results.append(Appended(idx, leaf.hex(), prior.ledger_time, existing=True))
                     continue
                 idx = size
-                resolved = []
-                for ln in rec.links:
-                    dst = ln.id if ln.id is not None else batch_ids[ln.batch]  # type: ignore[index]
-                    leaf_of_dst = batch_leaf.get(dst) or target_leaves[merkle.stored_hash_index(0, dst)]
-                    resolved.append({"rel": ln.rel, "id": dst, "leaf": leaf_of_dst.hex()})
-                    seq.links.append(LinkRow(idx, dst, ln.rel))
-                if len({(x["rel"], x["id"]) for x in resolved}) != len(resolved):
-                    raise InvalidInput("links: the same link is listed twice")
-                commitments: dict[str, str] = {}
+                resolved = no_links
+                if rec.links:
+                    resolved = []
+                    for ln in rec.links:
+                        dst = ln.id if ln.id is not None else batch_ids[ln.batch]  # type: ignore[index]
+                        leaf_of_dst = batch_leaf.get(dst) or target_leaves[merkle.stored_hash_index(0, dst)]
+                        resolved.append({"rel": ln.rel, "id": dst, "leaf": leaf_of_dst.hex()})
+                        seq.links.append(LinkRow(idx, dst, ln.rel))
+                    if len({(x["rel"], x["id"]) for x in resolved}) != len(resolved):
+                        raise InvalidInput("links: the same link is listed twice")
+                commitments = no_commitments
                 if rec.sensitive:
+                    commitments = {}
                     key = self._subject_key(w, rec.subject, subject_keys)  # type: ignore[arg-type]
                     for fname, value in sorted(rec.sensitive.items()):
                         c, blob = self._sealer.seal(key, fname, value)
@@ -273,17 +284,18 @@ class Ledger:
                 if rec.kind is Kind.LEGAL_HOLD:
                     self._check_hold_change(w, rec, batch_holds)
                 data = leaf_bytes(leaf_document(rec, ledger_time=ledger_time, links=resolved, sealed=commitments), fast)
-                if len(data) > self.config.max_record_bytes:
+                if len(data) > max_bytes:
                     raise RecordTooLarge(f"the record is {len(data)} bytes as stored; the limit is "
-                                         f"{self.config.max_record_bytes} bytes")
+                                         f"{max_bytes} bytes")
             except (InvalidInput, Conflict, SubjectErased) as err:
                 raise type(err)(f"record {pos}: {err}" if len(recs) > 1 else str(err)) from None
-            leaf = merkle.leaf_hash(data)
-            seq.entries.append(EntryRow(idx, data, rec.kind.value, rec.subject, ledger_time, rec.idempotency_key, fp))
-            seq.leaves.append(leaf)
-            batch_ids.append(idx)
-            batch_leaf[idx] = leaf
-            seq.results.append(Appended(idx, leaf.hex(), ledger_time))
+            leaf = leaf_hash(data)
+            entries.append(EntryRow(idx, data, rec.kind.value, rec.subject, ledger_time, rec.idempotency_key, fp))
+            leaves.append(leaf)
+            if linked:
+                batch_ids.append(idx)
+                batch_leaf[idx] = leaf
+            results.append(Appended(idx, leaf.hex(), ledger_time))
             size += 1
         return seq
 

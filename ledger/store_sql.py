@@ -412,8 +412,7 @@ class _SqlTxn:
 
     def insert_entries(self, rows: Sequence[EntryRow]) -> None:
         self._many("INSERT INTO entries (idx, data, kind, subject, ledger_time, idempotency_key, request_hash) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   [(r.idx, r.data, r.kind, r.subject, r.ledger_time, r.idempotency_key, r.request_hash) for r in rows])
+                   "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)  # EntryRow is a tuple in column order
 
     def insert_nodes(self, rows: Sequence[tuple[int, bytes]]) -> None:
         self._many("INSERT INTO tree_nodes (id, hash) VALUES (?, ?)", rows)
