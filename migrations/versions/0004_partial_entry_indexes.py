@@ -9,7 +9,7 @@ keys that are set is unchanged (NULLs were never compared).
 PostgreSQL drops the column's UNIQUE constraint and creates a partial unique index. SQLite cannot
 drop a column constraint: the table is rebuilt (rows copied as they are, in one transaction),
 then its indexes and append-only triggers are created again. On a large ledger this copies every
-entry once (about 20 s per million entries on the benchmark machine).
+entry once (not timed on a large ledger yet: expect time in proportion to the database size).
 
 Revision ID: 0004
 Revises: 0003
