@@ -130,6 +130,8 @@ class Keyring:
             os.unlink(old)
         self._signer = None
         self._load()
+        if self.active.vkey != new.vkey:  # another process rotated at the same moment
+            raise FormatError(f"{self.dir / VERIFIERS} names {self.active.vkey} as active, not the new {new.vkey}")
         return self.active
 
     def sealer(self) -> Sealer:

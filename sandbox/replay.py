@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.artifacts import artifact_store_for, quarantine_for, ref_for
-from ledger.errors import CustodyError, InvalidInput, NotFound, SubjectErased, VerificationError
+from ledger.errors import CustodyError, InvalidInput, SubjectErased, VerificationError
 from ledger.records import canonical_json
 from ledger.service import Ledger, now_rfc3339
 from sandbox.compare import artifact_step, generation_step, prompt_step
