@@ -8,7 +8,8 @@ is a prompt from a known principal on a surface, maybe with an uploaded photo to
    record (``role: upload``) names it. The prompt is a ``prompt`` record; its text is sealed.
 2. **Pre-check.** The prompt-safety layer, the same for every surface, with the session's earlier
    turns (risk accumulates across a conversation: sessions live in memory here, keyed by principal
-   and session id, least recently used dropped after :data:`MAX_SESSIONS`). Its decision is a
+   and session id, least recently used dropped after :data:`MAX_SESSIONS`; a session this process has
+   not seen is restored from the ledger's earlier turns). Its decision is a
    ``safety_decision`` (``stage: prompt``) carrying the policy id/version, the stage version, the
    rules that fired — never the matched text, which would put the prompt in the leaf in the clear.
    ``block`` stops here: nothing is generated.
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import secrets
 import threading
@@ -50,6 +52,7 @@ from ledger.service import Ledger, now_rfc3339
 
 PRODUCER = "custody:gateway"
 MAX_SESSIONS = 10_000
+MAX_RESTORED_TURNS = 200
 MAX_PROMPT_CHARS = 20_000
 MAX_UPLOAD_BYTES = 32 * 1024 * 1024
 WATERMARK_KEY_FILE = "watermark.key"
@@ -185,11 +188,42 @@ class Gateway:
             return self.layer.check(req.prompt, req.surface)
         with self._lock:
             key = (req.principal_id, req.session)
-            session = self._sessions.pop(key, None) or Session(self.layer)
+            session = self._sessions.pop(key, None)
+            if session is None:
+                session = self._restore(req.principal_id, req.session)
             self._sessions[key] = session
             while len(self._sessions) > MAX_SESSIONS:
                 self._sessions.popitem(last=False)
             return session.check(req.prompt, req.surface)
+
+    def _restore(self, principal_id: int, session_id: str) -> Any:
+        """A session this process has not seen (a restart, another API process, an evicted entry): its
+        earlier turns are read back from the ledger — the principal's prompts with this session id, in
+        turn order, their sealed text revealed — and replayed into a fresh Session, so risk accumulated
+        before still counts. At most :data:`MAX_RESTORED_TURNS` recent turns; an erased subject's turns
+        are gone with its key and add nothing."""
+        from pipeline.errors import PipelineError
+        from pipeline.prompt_safety import Session
+
+        from ledger.errors import CustodyError
+
+        session = Session(self.layer)
+        with self.ledger.store.read() as r:
+            rows = r.linking_entries([principal_id], [Kind.PROMPT.value])
+        turns = []
+        for link, row in rows:
+            if link.rel != "principal":
+                continue
+            body = json.loads(row.data).get("body", {})
+            if body.get("session") == session_id:
+                turns.append((body.get("turn") if isinstance(body.get("turn"), int) else -1, row.idx, body))
+        for _, idx, body in sorted(turns)[-MAX_RESTORED_TURNS:]:
+            try:
+                text = self.ledger.reveal(idx)["text"]["value"]
+                session.check(text, body.get("surface"))
+            except (CustodyError, PipelineError, KeyError):
+                continue  # erased, never sealed, or a turn the layer refuses: it adds nothing
+        return session
 
     def submit(self, req: Submission) -> dict[str, Any]:
         """Run ``req`` through the pipeline; see the module docstring. Bad input raises before anything
