@@ -182,7 +182,6 @@ class Gateway:
         return adapter, principal.get("subject") or "", source_mime
 
     def _prompt_decision(self, req: Submission) -> Any:
-        from pipeline.prompt_safety import Session
 
         if req.session is None:
             return self.layer.check(req.prompt, req.surface)
@@ -202,10 +201,9 @@ class Gateway:
         turn order, their sealed text revealed — and replayed into a fresh Session, so risk accumulated
         before still counts. At most :data:`MAX_RESTORED_TURNS` recent turns; an erased subject's turns
         are gone with its key and add nothing."""
+        from ledger.errors import CustodyError
         from pipeline.errors import PipelineError
         from pipeline.prompt_safety import Session
-
-        from ledger.errors import CustodyError
 
         session = Session(self.layer)
         with self.ledger.store.read() as r:
