@@ -26,7 +26,6 @@ is applied (the output carries no EXIF, so it looks as the input did). Each of t
 from __future__ import annotations
 
 import hashlib
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,40 +118,15 @@ class MarkResult:
 # safe decoding
 
 
-def _png_size(data: bytes) -> tuple[int, int]:
-    if len(data) < 33 or data[12:16] != b"IHDR":
-        raise MarkingError("PNG is truncated or has no IHDR chunk")
-    w, h = struct.unpack(">II", data[16:24])
-    return w, h
+def _size(data: bytes, mime: str) -> tuple[int, int]:
+    """(width, height) from the header, before any decoder runs: the one header parser for untrusted
+    images (:mod:`pipeline.images`), its errors reported as marking errors."""
+    from pipeline import images
 
-
-_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int]:
-    i, n = 2, len(data)
-    while i + 4 <= n:
-        if data[i] != 0xFF:
-            raise MarkingError(f"JPEG is corrupt: no marker at byte {i}")
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            i += 2
-            continue
-        if marker in (0xD9, 0xDA):
-            break
-        (length,) = struct.unpack(">H", data[i + 2:i + 4])
-        if marker in _SOF:
-            if i + 9 > n:
-                break
-            h, w = struct.unpack(">HH", data[i + 5:i + 9])
-            return w, h
-        if length < 2:
-            raise MarkingError(f"JPEG is corrupt: segment length {length} at byte {i}")
-        i += 2 + length
-    raise MarkingError("JPEG is truncated or corrupt: no frame header (SOF) before the image data")
+    try:
+        return images.png_size(data) if mime == "image/png" else images.jpeg_size(data)
+    except images.ImageError as err:
+        raise MarkingError(str(err)) from None
 
 
 def decode_image(image_bytes: bytes, mime: str) -> tuple[np.ndarray, list[str]]:
@@ -165,7 +139,7 @@ def decode_image(image_bytes: bytes, mime: str) -> tuple[np.ndarray, list[str]]:
         raise InvalidImage("image is empty (0 bytes)")
     if sniff_mime(data) != mime:
         raise InvalidImage(f"bytes are not {mime} (they start with {data[:8].hex()})")
-    w, h = _png_size(data) if mime == "image/png" else _jpeg_size(data)
+    w, h = _size(data, mime)
     if w < watermark.MIN_SIDE or h < watermark.MIN_SIDE:
         raise MarkingError(f"image {w}x{h} is smaller than the watermark's minimum "
                            f"{watermark.MIN_SIDE}x{watermark.MIN_SIDE}")
