@@ -47,7 +47,7 @@ from typing import Any
 
 from ledger.artifacts import ArtifactStore, ref_for
 from ledger.errors import Conflict, InvalidInput, NotFound
-from ledger.records import Kind
+from ledger.records import InBatch, Kind, draft
 from ledger.service import Ledger, now_rfc3339
 
 PRODUCER = "custody:gateway"
@@ -235,24 +235,21 @@ class Gateway:
         policy_id = self.policy_record()
         t = now_rfc3339()
 
-        def rec(kind: Kind, body: dict[str, Any], links: list[tuple[str, Any]], **extra: Any) -> dict[str, Any]:
-            out = {"kind": kind.value, "producer": self.producer, "produced_at": t, "body": body,
-                   "links": [{"rel": rel, **({"batch": ref[1]} if isinstance(ref, tuple) else {"id": ref})}
-                             for rel, ref in links], **extra}
-            return out
+        def rec(kind: Kind, body: dict[str, Any], links: list[tuple[str, int]], **extra: Any) -> dict[str, Any]:
+            return draft(kind, self.producer, t, body, links, **extra)
 
         batch: list[dict[str, Any]] = []
         if req.source is not None:
             sha = self.artifacts.put(req.source)
-            links: list[tuple[str, Any]] = [("uploaded_by", req.principal_id)]
+            links: list[tuple[str, int]] = [("uploaded_by", req.principal_id)]
             if req.depicts_principal_id is not None:
                 links.append(("depicts", req.depicts_principal_id))
             batch.append(rec(Kind.ARTIFACT, {"sha256": sha, "media_type": source_mime, "size": len(req.source),
                                              "storage_ref": ref_for(sha), "role": "upload"}, links))
         upload_pos = 0 if req.source is not None else None
-        p_links: list[tuple[str, Any]] = [("principal", req.principal_id)]
+        p_links: list[tuple[str, int]] = [("principal", req.principal_id)]
         if upload_pos is not None:
-            p_links.append(("source", ("batch", upload_pos)))
+            p_links.append(("source", InBatch(upload_pos)))
         prompt_body: dict[str, Any] = {"surface": req.surface, "turn": pdec.turn}
         if req.session is not None:
             prompt_body["session"] = req.session
@@ -271,7 +268,7 @@ class Gateway:
                         "rules": [m.rule_id for m in pdec.matched_rules],
                         "normalisation_flags": list(pdec.normalisation_flags),
                         "escalate": pdec.escalate, "prompt_sha256": pdec.prompt_sha256}},
-            [("prompt", ("batch", prompt_pos)), ("policy", policy_id)]))
+            [("prompt", InBatch(prompt_pos)), ("policy", policy_id)]))
         out: dict[str, Any] = {"prompt_decision": {"action": pdec.action, "flagged": list(pdec.flagged()),
                                                    "rules": [m.rule_id for m in pdec.matched_rules]}}
         if pdec.action == "block":
@@ -286,9 +283,9 @@ class Gateway:
             raise InvalidInput(f"the output would be {gen.width}x{gen.height}; generated images must be at least "
                                f"{MIN_SIDE}x{MIN_SIDE} to carry the provenance watermark")
         model_id = self.model_record(adapter)
-        g_links: list[tuple[str, Any]] = [("prompt", ("batch", prompt_pos)), ("model_version", model_id)]
+        g_links: list[tuple[str, int]] = [("prompt", InBatch(prompt_pos)), ("model_version", model_id)]
         if upload_pos is not None:
-            g_links.append(("source_asset", ("batch", upload_pos)))
+            g_links.append(("source_asset", InBatch(upload_pos)))
         batch.append(rec(Kind.GENERATION, {
             "surface": req.surface, "parameters": dict(req.parameters), "seed": req.seed,
             "adapter": {"name": adapter.name, "version": adapter.version},
@@ -328,7 +325,7 @@ class Gateway:
                 "risk": max((c["risk"] for c in decision["categories"]), default=0.0),
                 "signals": decision["signals"], "decision_sha256": decision["decision_sha256"],
                 "decision": {k: v for k, v in decision.items() if k not in ("evidence", "pipeline_components")}},
-                [("artifact", ("batch", 0)), ("generation", gen_id), ("policy", policy_id)]),
+                [("artifact", InBatch(0)), ("generation", gen_id), ("policy", policy_id)]),
         ]
         appended = self.ledger.append(second)
         records = _named(batch, first) + _named(second, appended)

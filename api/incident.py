@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.artifacts import ArtifactStore, ref_for
-from ledger.records import Kind
+from ledger.records import InBatch, Kind, draft
 from ledger.service import Ledger, now_rfc3339
 from sandbox.adapters import GenerationRequest, get_adapter
 
@@ -72,11 +72,9 @@ class LegacyPlatform:
         return out
 
     @staticmethod
-    def _rec(kind: Kind, producer: str, body: dict[str, Any], links: list[tuple[str, Any]] = (),
+    def _rec(kind: Kind, producer: str, body: dict[str, Any], links: list[tuple[str, int]] = (),
              **extra: Any) -> dict[str, Any]:
-        return {"kind": kind.value, "producer": producer, "produced_at": now_rfc3339(), "body": body,
-                "links": [{"rel": r, **({"batch": ref[1]} if isinstance(ref, tuple) else {"id": ref})}
-                          for r, ref in links], **extra}
+        return draft(kind, producer, now_rfc3339(), body, links, **extra)
 
     def setup(self) -> None:
         """Accounts, the legacy policy, the model versions, and the victim's own public photo."""
@@ -117,7 +115,7 @@ class LegacyPlatform:
         ids = self.incident.ids
         r = self._rec
         surface_producer = f"svc:{surface}-frontend"
-        p_links: list[tuple[str, Any]] = [("principal", ids[who])]
+        p_links: list[tuple[str, int]] = [("principal", ids[who])]
         if edit_of is not None:
             p_links.append(("source", edit_of))
         verdict = legacy_prompt_filter(text, surface)
@@ -129,7 +127,7 @@ class LegacyPlatform:
                 "action": verdict, "stage": "prompt", **LEGACY_DECIDER, "pipeline_version": LEGACY_PIPELINE,
                 "risk": 1.0 if verdict == "block" else 0.0,
                 "signals": {"keyword_filter": "applied" if surface == "chat" else "not applied on this surface"}},
-              [("prompt", ("batch", 0)), ("policy", ids["legacy_policy"])]),
+              [("prompt", InBatch(0)), ("policy", ids["legacy_policy"])]),
         ]
         out: dict[str, int] = {}
         if verdict == "block":
@@ -141,7 +139,7 @@ class LegacyPlatform:
         sources = (self.artifacts.get(self.ledger.get(edit_of)["record"]["body"]["sha256"]),) if editing else ()
         gen = adapter.generate(GenerationRequest(text, params, seed, sources))
         sha = self.artifacts.put(gen.data)  # the legacy platform published the raw output: no provenance marks
-        g_links: list[tuple[str, Any]] = [("prompt", ("batch", 0)),
+        g_links: list[tuple[str, int]] = [("prompt", InBatch(0)),
                                           ("model_version", ids["model_editor" if editing else "model_procedural"])]
         if editing:
             g_links.append(("source_asset", edit_of))
@@ -154,11 +152,11 @@ class LegacyPlatform:
               g_links),
             r(Kind.ARTIFACT, "svc:imagine", {"sha256": sha, "media_type": gen.media_type, "size": len(gen.data),
                                              "storage_ref": ref_for(sha), "role": "output", "unmarked_sha256": gen.sha256},
-              [("generation", ("batch", 2))]),
+              [("generation", InBatch(2))]),
             r(Kind.SAFETY_DECISION, "svc:safety", {
                 "action": "allow", "stage": "analysis", **LEGACY_DECIDER, "pipeline_version": LEGACY_PIPELINE,
                 "risk": 0.41 if editing else 0.02, "signals": signals},
-              [("artifact", ("batch", 3)), ("generation", ("batch", 2)), ("policy", ids["legacy_policy"])]),
+              [("artifact", InBatch(3)), ("generation", InBatch(2)), ("policy", ids["legacy_policy"])]),
         ]
         a = self._append(batch)
         out = dict(zip(("prompt", "prompt_decision", "generation", "artifact", "decision"), a, strict=True))

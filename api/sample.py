@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from ledger.records import InBatch, draft
+
 
 def _sha(label: str) -> str:
     return hashlib.sha256(label.encode()).hexdigest()
@@ -19,8 +21,7 @@ def sample_incident(t: str = "2025-12-30T10:00:00Z") -> list[dict[str, Any]]:
     svc = "svc:imagine-frontend"
 
     def rec(kind: str, body: dict[str, Any], links: list[tuple[str, int]] = (), **extra: Any) -> dict[str, Any]:
-        return {"kind": kind, "producer": extra.pop("producer", svc), "produced_at": t, "body": body,
-                "links": [{"rel": rel, "batch": pos} for rel, pos in links], **extra}
+        return draft(kind, extra.pop("producer", svc), t, body, [(rel, InBatch(pos)) for rel, pos in links], **extra)
 
     return [
         rec("principal", {"pseudonym": "u-7f3a", "principal_type": "user"}, subject="subj:u-7f3a",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -529,6 +530,22 @@ def leaf_bytes(doc: dict[str, Any], fast_body: bool | bytes) -> bytes:
                 head, _, tail = text.partition(_BODY_MARK_JSON)
                 return head.encode("utf-8") + fast_body + tail.encode("utf-8")
     return canonical_json(doc)
+
+
+class InBatch(int):
+    """A link to the record at this position of the same batch (``{"rel", "batch": n}``), where a
+    plain ``int`` is a ledger index (``{"rel", "id": n}``)."""
+
+
+def draft(kind: Kind | str, producer: str, produced_at: str, body: dict[str, Any],
+          links: Sequence[tuple[str, int]] = (), **extra: Any) -> dict[str, Any]:
+    """A record as a producer submits it (what ``Ledger.append`` takes): ``links`` are (rel, target)
+    pairs, the target an :class:`InBatch` position or a ledger index; ``extra`` adds envelope fields
+    (``subject``, ``sensitive``, ``idempotency_key``)."""
+    return {"kind": kind.value if isinstance(kind, Kind) else kind, "producer": producer,
+            "produced_at": produced_at, "body": body,
+            "links": [{"rel": rel, ("batch" if isinstance(ref, InBatch) else "id"): int(ref)} for rel, ref in links],
+            **extra}
 
 
 def request_fingerprint(data: dict[str, Any]) -> bytes:
