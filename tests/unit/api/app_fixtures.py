@@ -61,3 +61,16 @@ def artifact(n: int, **over: Any) -> dict[str, Any]:
                                     "storage_ref": f"blob://{n}"}}
     rec.update(over)
     return rec
+
+
+def wait_for_job(client: TestClient, url: str, headers: dict[str, str], seconds: float = 60.0) -> dict[str, Any]:
+    """Poll a job's status URL until it is done or failed; its last state."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        body = client.get(url, headers=headers).json()
+        if body["state"] in ("done", "failed"):
+            return body
+        time.sleep(0.05)
+    raise AssertionError(f"{url} did not finish within {seconds:.0f} s")

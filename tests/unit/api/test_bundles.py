@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -10,16 +9,17 @@ from fastapi.testclient import TestClient
 from api.sample import sample_incident
 from ledger.evidence import verify_bundle
 from ledger.service import Ledger
-from tests.unit.api.app_fixtures import Auth, auth_fixture, client_fixture, tokens_fixture  # noqa: F401
+from tests.unit.api.app_fixtures import (  # noqa: F401
+    Auth,
+    auth_fixture,
+    client_fixture,
+    tokens_fixture,
+    wait_for_job,
+)
 
 
 def wait(client: TestClient, auth: Auth, job: str) -> dict[str, Any]:
-    for _ in range(600):
-        body = client.get(f"/v1/jobs/{job}", headers=auth("legal")).json()
-        if body["state"] in ("done", "failed"):
-            return body
-        time.sleep(0.05)
-    raise AssertionError("job did not finish")
+    return wait_for_job(client, f"/v1/jobs/{job}", auth("legal"))
 
 
 def test_export_job_download_and_offline_verify(client: TestClient, auth: Auth, ledger: Ledger) -> None:

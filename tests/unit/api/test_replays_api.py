@@ -3,25 +3,24 @@ every start and read is an access record; jobs are visible to their owner only."
 
 from __future__ import annotations
 
-import time
-
 from fastapi.testclient import TestClient
 
 from api.cli_service import create_token
 from api.settings import Settings
 from ledger.service import Ledger
-from tests.unit.api.app_fixtures import Auth, auth_fixture, client_fixture, tokens_fixture  # noqa: F401
+from tests.unit.api.app_fixtures import (  # noqa: F401
+    Auth,
+    auth_fixture,
+    client_fixture,
+    tokens_fixture,
+    wait_for_job,
+)
 
 T = "2025-12-30T10:00:00Z"
 
 
 def _wait(client: TestClient, auth: Auth, job: str) -> dict:
-    for _ in range(1200):
-        j = client.get(f"/v1/replay-jobs/{job}", headers=auth("investigator")).json()
-        if j["state"] in ("done", "failed"):
-            return j
-        time.sleep(0.05)
-    raise AssertionError("replay job did not finish")
+    return wait_for_job(client, f"/v1/replay-jobs/{job}", auth("investigator"))
 
 
 def test_replay_job_of_a_gateway_generation(client: TestClient, auth: Auth, ledger: Ledger, settings: Settings) -> None:

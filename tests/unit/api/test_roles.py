@@ -4,8 +4,6 @@ in EXPECTED and an example request here) fails this file."""
 
 from __future__ import annotations
 
-import time
-
 from typing import Annotated, Any
 
 import pytest
@@ -19,7 +17,15 @@ from api.composition import open_ledger
 from api.settings import Settings
 from api.tokens import Role, TokenStore
 from ledger.service import Ledger
-from tests.unit.api.app_fixtures import ACCESS, Auth, artifact, auth_fixture, client_fixture, tokens_fixture  # noqa: F401
+from tests.unit.api.app_fixtures import (  # noqa: F401
+    ACCESS,
+    Auth,
+    artifact,
+    auth_fixture,
+    client_fixture,
+    tokens_fixture,
+    wait_for_job,
+)
 
 S, I, L, A, ADM = Role.SERVICE, Role.INVESTIGATOR, Role.LEGAL, Role.AUDITOR, Role.ADMIN
 REV = Role.REVIEWER
@@ -99,12 +105,11 @@ def all_routes() -> list[Any]:
     from pathlib import Path
 
     from api.app import _responses
-    from api.bundles import bundle_router
-    from api.review_routes import review_router
-
-    from api.generations import generation_router
     from api.artifact_routes import artifact_router
+    from api.bundles import bundle_router
+    from api.generations import generation_router
     from api.replays import investigator_jobs_router, replay_router
+    from api.review_routes import review_router
 
     return (list(api_routes(router.routes))
             + list(api_routes(bundle_router(None, None, Path("."), _responses).routes))  # type: ignore[arg-type]
@@ -188,26 +193,17 @@ def finished_job(client: TestClient, auth: Auth) -> str:
                     headers=auth("legal"))
     assert r.status_code == 202, r.text
     job = r.json()["id"]
-    for _ in range(600):
-        state = client.get(f"/v1/jobs/{job}", headers=auth("legal")).json()["state"]
-        if state in ("done", "failed"):
-            assert state == "done"
-            return job
-        time.sleep(0.05)
-    raise AssertionError("export job did not finish")
+    assert wait_for_job(client, f"/v1/jobs/{job}", auth("legal"))["state"] == "done"
+    return job
 
 
 def finished_replay(client: TestClient, auth: Auth) -> tuple[str, int]:
     r = client.post("/v1/replays", json=REPLAY, headers=auth("investigator", access=True))
     assert r.status_code == 202, r.text
     job = r.json()["id"]
-    for _ in range(1200):
-        j = client.get(f"/v1/replay-jobs/{job}", headers=auth("investigator")).json()
-        if j["state"] in ("done", "failed"):
-            assert j["state"] == "done", j
-            return job, j["result"]["report_id"]
-        time.sleep(0.05)
-    raise AssertionError("replay job did not finish")
+    j = wait_for_job(client, f"/v1/replay-jobs/{job}", auth("investigator"))
+    assert j["state"] == "done", j
+    return job, j["result"]["report_id"]
 
 
 @pytest.mark.parametrize("method,path", app_routes())
