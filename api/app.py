@@ -69,13 +69,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.bundles import JobRunner, bundle_dir_for, bundle_router
 from api.review_routes import review_router
-from api.auth import Role, allow, api_routes, check_route_auth, route_guard
+from api.auth import LeanRoute, Role, allow, api_routes, check_route_auth, route_guard
 from api.composition import open_gateway, open_ledger
 from api.artifact_routes import artifact_router
 from api.generations import generation_router
 from api.replays import investigator_jobs_router, replay_router
 from api.settings import Settings
 from api.tokens import NAME_MAX, NAME_PATTERN, TokenInfo, TokenStore
+from api.sequencer import SequencerChannel
 from api.writer import LedgerWriter
 from ledger.artifacts import artifact_store_for
 from ledger.errors import CustodyError, InvalidInput, NotFound, NotInitialised
@@ -104,6 +105,9 @@ class ApiSettings:
     group_commit: bool = True
     max_group_records: int = 1000  # records in one shared transaction
     token_cache_seconds: float = 2.0  # a revocation made elsewhere (CLI) takes effect within this
+    # Appends sequenced in a process of their own (api.sequencer), or on a thread of the server's
+    # (``CUSTODY_API_WRITER=process|thread``; ``custody serve`` uses the process).
+    writer_process: bool = False
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ApiSettings:
@@ -113,13 +117,20 @@ class ApiSettings:
                     max_batch=int(env.get("CUSTODY_API_MAX_BATCH", cls.max_batch)),
                     group_commit=env.get("CUSTODY_API_GROUP_COMMIT", "1").lower() not in ("0", "false", "no"),
                     max_group_records=int(env.get("CUSTODY_API_MAX_GROUP_RECORDS", cls.max_group_records)),
-                    token_cache_seconds=float(env.get("CUSTODY_API_TOKEN_CACHE_SECONDS", cls.token_cache_seconds)))
+                    token_cache_seconds=float(env.get("CUSTODY_API_TOKEN_CACHE_SECONDS", cls.token_cache_seconds)),
+                    writer_process=_writer_mode(env.get("CUSTODY_API_WRITER", "process")))
         except ValueError as err:
             raise InvalidInput(f"bad CUSTODY_API_* setting: {err}") from None
         if s.max_request_bytes < 1024 or s.max_batch < 1 or s.max_group_records < 1 or s.token_cache_seconds < 0:
             raise InvalidInput("CUSTODY_API_MAX_REQUEST_BYTES must be ≥ 1024, the batch limits ≥ 1, "
                                "CUSTODY_API_TOKEN_CACHE_SECONDS ≥ 0")
         return s
+
+
+def _writer_mode(value: str) -> bool:
+    if value not in ("process", "thread"):
+        raise ValueError(f"CUSTODY_API_WRITER must be 'process' or 'thread', not {value!r}")
+    return value == "process"
 
 
 @dataclass
@@ -418,10 +429,14 @@ def parse_records(raw: bytes, content_type: str, ledger: Ledger) -> list[Any]:
                                f"(application/x-ndjson); got {media or 'no Content-Type'!r}")
 
 
-@router.post("/records", status_code=201, response_model=list[AppendedOut], tags=["records"],
-             summary="Append a record or a batch", openapi_extra={"requestBody": APPEND_BODY},
-             responses={200: {"model": list[AppendedOut], "description": "every record was an idempotent retry"},
-                        **_responses(400, 404, 409, 410, 413, 415)})
+# The append route alone, served by LeanRoute (no dependency solving: it is the hot path).
+append_router = APIRouter(prefix="/v1", route_class=LeanRoute)
+
+
+@append_router.post("/records", status_code=201, response_model=list[AppendedOut], tags=["records"],
+                    summary="Append a record or a batch", openapi_extra={"requestBody": APPEND_BODY},
+                    responses={200: {"model": list[AppendedOut], "description": "every record was an idempotent retry"},
+                               **_responses(400, 404, 409, 410, 413, 415)})
 async def append_records(request: Request, caller: Appender) -> Response:
     svc = services_of(request)  # not a dependency: one fewer to solve on every append
     raw = await request.body()
@@ -432,7 +447,7 @@ async def append_records(request: Request, caller: Appender) -> Response:
     if len(items) > svc.config.max_batch:
         raise RequestTooLarge(f"a request holds at most {svc.config.max_batch} records; got {len(items)} "
                               f"(split the batch)")
-    if big:
+    if big and svc.writer.channel is None:
         results = await run_in_threadpool(svc.writer.append, items)
     else:
         results = await svc.writer.append_async(items)
@@ -783,16 +798,23 @@ def create_app(settings: Settings, api: ApiSettings | None = None) -> FastAPI:
     except CustodyError:
         ledger.store.close()
         raise
-    writer = LedgerWriter(ledger, group_commit=api.group_commit, max_group_records=api.max_group_records)
+    channel = (SequencerChannel(settings, group_commit=api.group_commit, max_group_records=api.max_group_records)
+               if api.writer_process else None)
+    writer = LedgerWriter(ledger, group_commit=api.group_commit, max_group_records=api.max_group_records,
+                          channel=channel)
     jobs = JobRunner()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         writer.start()
+        if channel is not None:
+            await channel.start()  # the writer process: spawned and its ledger opened before serving
         try:
             yield
         finally:
             await run_in_threadpool(jobs.close)
+            if channel is not None:
+                await channel.stop()
             await run_in_threadpool(writer.stop)
             ledger.store.close()
 
@@ -802,6 +824,7 @@ def create_app(settings: Settings, api: ApiSettings | None = None) -> FastAPI:
                               "(`x-custody-roles`); reads of evidence need `X-Custody-Case` and "
                               "`X-Custody-Purpose` and are themselves recorded.")
     app.state.custody = Services(ledger, tokens, writer, api)
+    app.include_router(append_router)
     app.include_router(router)
     app.include_router(bundle_router(ledger, jobs, bundle_dir_for(settings.data_dir), _responses,
                                      data_dir=settings.data_dir))

@@ -47,13 +47,16 @@ parameters (a caller without a token learns nothing about what a valid request l
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
+from starlette.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from api.tokens import Role, TokenInfo, TokenStore
@@ -109,6 +112,14 @@ class RoleGuard:
             raise Forbidden(f"the role {info.role.value!r} may not do this (allowed: {allowed})")
         return info
 
+    async def authorize(self, request: Request) -> TokenInfo:
+        """The same check without FastAPI's dependency machinery (``LeanRoute``): the bearer token
+        read from the header exactly as ``HTTPBearer`` reads it."""
+        scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+        credentials = (HTTPAuthorizationCredentials(scheme=scheme, credentials=token)
+                       if scheme.lower() == "bearer" and token else None)
+        return await self(request, credentials)
+
     async def __call__(self, request: Request,
                        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]) -> TokenInfo:
         # async, so FastAPI runs it on the event loop: a cached token costs no worker-thread hop
@@ -127,6 +138,34 @@ class RoleGuard:
 
 def allow(*roles: Role) -> RoleGuard:
     return RoleGuard(roles)
+
+
+class LeanRoute(APIRoute):
+    """An APIRoute for the append hot path: declared like any route (its parameters, its
+    ``Depends(allow(...))`` role rule, its OpenAPI entry), but served without FastAPI's dependency
+    solving, which costs about a quarter of a no-op request (BENCHMARKS.md, "Appends over HTTP").
+
+    The endpoint must take ``(request, caller)``: the handler checks the route's role rule itself
+    (``RoleGuard.authorize``), refuses query parameters (the endpoint takes none) and calls it.
+    FastAPI documents this extension point (a custom ``APIRoute.get_route_handler``)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        guard = route_guard(self)
+        if guard is None:
+            raise ValueError(f"route {self.path} declares no roles (use allow(...))")
+        endpoint = self.endpoint
+
+        async def handler(request: Request) -> Response:
+            caller = await guard.authorize(request)
+            if request.scope.get("query_string"):
+                raise RequestValidationError([{"type": "extra_forbidden", "loc": ("query", name), "input": None,
+                                               "msg": "unknown query parameter (this endpoint takes none)"}
+                                              for name in sorted(set(request.query_params))] or
+                                             [{"type": "extra_forbidden", "loc": ("query",), "input": None,
+                                               "msg": "this endpoint takes no query string"}])
+            return await endpoint(request, caller)  # type: ignore[no-any-return]
+
+        return handler
 
 
 def _find_guards(dependant: Dependant) -> list[RoleGuard]:

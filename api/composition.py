@@ -5,15 +5,18 @@ from __future__ import annotations
 import secrets
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import make_url
 
-from api.gateway import Gateway, load_watermark_key
 from api.settings import Settings
 from ledger.errors import Conflict, NotInitialised
 from ledger.keyring import Keyring
 from ledger.service import Ledger, LedgerConfig
 from ledger.store_sql import SqlStore
+
+if TYPE_CHECKING:  # the gateway pulls in the pipeline (numpy, OpenCV, NudeNet): only where it is used
+    from api.gateway import Gateway
 
 ORIGIN_KEY = "origin"
 
@@ -26,6 +29,8 @@ def default_origin() -> str:
 def init_ledger(settings: Settings, origin: str | None = None) -> Ledger:
     """Create (or migrate) the database, create the keys and record the log's origin. Idempotent
     for an existing ledger with its keys; refuses to pair a database with another ledger's keys."""
+    from api.gateway import load_watermark_key
+
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = SqlStore(settings.database_url)
     store.migrate()
@@ -73,6 +78,7 @@ def open_ledger(settings: Settings, store: SqlStore | None = None) -> Ledger:
 def open_gateway(settings: Settings, ledger: Ledger) -> Gateway:
     """The generation gateway over ``ledger``: evidence store in the data folder, the watermark key and
     the C2PA signing chain from the key folder (both made by ``init``)."""
+    from api.gateway import Gateway, load_watermark_key
     from ledger.artifacts import artifact_store_for
 
     return Gateway(ledger, artifact_store_for(settings.data_dir), watermark_key=load_watermark_key(settings.key_dir),

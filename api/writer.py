@@ -33,11 +33,14 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ledger.errors import Conflict, CustodyError, InvalidInput, SubjectErased
 from ledger.records import validate
 from ledger.service import Appended, Ledger
+
+if TYPE_CHECKING:
+    from api.sequencer import SequencerChannel
 
 log = logging.getLogger("custody.api.writer")
 T = TypeVar("T")
@@ -130,8 +133,12 @@ def _deliver(jobs: Sequence[_Job]) -> None:
 class LedgerWriter:
     """Serialises this process's ledger writes onto one thread; groups compatible appends."""
 
-    def __init__(self, ledger: Ledger, *, group_commit: bool = True, max_group_records: int = 1000) -> None:
+    def __init__(self, ledger: Ledger, *, group_commit: bool = True, max_group_records: int = 1000,
+                 channel: SequencerChannel | None = None) -> None:
         self.ledger = ledger
+        # With a channel, ``append_async`` (the HTTP append route) is served by the writer process
+        # behind it (api.sequencer); everything else still runs on this thread.
+        self.channel = channel
         self.group_commit = group_commit
         self.max_group_records = max_group_records
         self._q: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -191,6 +198,8 @@ class LedgerWriter:
         return self.submit_call(fn).result()
 
     async def append_async(self, items: Sequence[Any], *, group: bool | None = None) -> list[Appended]:
+        if self.channel is not None and group is None:
+            return await self.channel.append(items)
         job = self._append_job(items, group, False, _Outcome())
         loop = asyncio.get_running_loop()
         job.waiter = (loop, loop.create_future())

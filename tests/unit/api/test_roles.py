@@ -10,7 +10,7 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.testclient import TestClient
 
-from api.app import require_role_rules, router
+from api.app import append_router, require_role_rules, router
 from api.auth import allow, api_routes, route_roles
 from api.cli_service import create_token
 from api.composition import open_ledger
@@ -111,7 +111,7 @@ def all_routes() -> list[Any]:
     from api.replays import investigator_jobs_router, replay_router
     from api.review_routes import review_router
 
-    return (list(api_routes(router.routes))
+    return (list(api_routes(append_router.routes)) + list(api_routes(router.routes))
             + list(api_routes(bundle_router(None, None, Path("."), _responses).routes))  # type: ignore[arg-type]
             + list(api_routes(generation_router(None, _responses).routes))  # type: ignore[arg-type]
             + list(api_routes(review_router(_responses).routes))
