@@ -26,7 +26,9 @@ Layout (one root folder ``custody-bundle/`` in the zip)::
 
 The case is the union of the traces of the records named, plus every ``access`` record carrying the
 case id anywhere in the ledger below the checkpoint (the custody log must be complete, and a trace
-only reaches accesses that link to the case's records).
+only reaches accesses that link to the case's records), less the access records of *other* cases
+that the traces reach (they read this case's records; what they say belongs to their own case, and
+the README gives only their number).
 
 Exports are deterministic: the same case at the same checkpoint gives the same bytes (sorted
 members, fixed zip timestamps, canonical JSON, Bagging-Date = the checkpoint's date). That is why
@@ -130,7 +132,18 @@ def export_bundle(ledger: Any, case_id: str, record_ids: Sequence[int], *, data_
                                f"name narrower records for the case")
         ids |= {n["id"] for n in t["nodes"] if n["id"] < cp.size}
     ids |= set(_case_accesses(ledger, case_id, cp.size))
-    ids_sorted = sorted(ids)
+    leaves: dict[int, bytes] = {}
+    for i in sorted(ids):
+        with ledger.store.read() as r:
+            leaves[i] = r.entry(i).data
+    docs: dict[int, dict[str, Any]] = {i: parse_json(data) for i, data in leaves.items()}
+    # Another case's reads of these records belong to that case: its id, purpose and investigator
+    # are confidential to it and stay out (the trace reaches them because they link here). Their
+    # number is stated in the README; the ledger keeps them for an auditor.
+    others = [i for i, d in docs.items() if d["kind"] == Kind.ACCESS.value and d["body"].get("case_id") != case_id]
+    for i in others:
+        del docs[i], leaves[i]
+    ids_sorted = sorted(docs)
 
     cps = ledger.checkpoints()
     if earlier_size is None:
@@ -145,12 +158,8 @@ def export_bundle(ledger: Any, case_id: str, record_ids: Sequence[int], *, data_
                                "data/earlier-checkpoint.txt": earlier.note.encode(),
                                "data/keys.txt": "".join(v.vkey + "\n" for v in ledger.keyring.verifiers).encode()}
     files["data/consistency.json"] = json_file(ledger.prove_consistency(earlier.size, cp.size))
-    docs: dict[int, dict[str, Any]] = {}
     for i in ids_sorted:
-        with ledger.store.read() as r:
-            data = r.entry(i).data
-        files[f"data/records/{record_name(i)}"] = data
-        docs[i] = parse_json(data)
+        files[f"data/records/{record_name(i)}"] = leaves[i]
         p = ledger.prove_inclusion(i, cp.size)
         files[f"data/proofs/{record_name(i)}"] = json_file({k: p[k] for k in ("index", "size", "leaf_hash", "proof")})
         if docs[i].get("sealed") and not redact:
@@ -187,7 +196,7 @@ def export_bundle(ledger: Any, case_id: str, record_ids: Sequence[int], *, data_
     counts = {s: sum(1 for v in status.values() if v == s) for s in ("included", "withheld", "missing")}
     n_replays = len(set(replay_reports(docs).values()))
     files["data/README.txt"] = _readme(case_id, origin, cp, earlier, len(ids_sorted), redact, hashes_only, counts,
-                                       n_replays, len(replays_missing)).encode()
+                                       n_replays, len(replays_missing), len(others)).encode()
 
     bag_info = {"Bag-Software-Agent": tool_version, "Bagging-Date": cp.created_at[:10],
                 "External-Identifier": case_id, "Custody-Checkpoint-Size": str(cp.size),
@@ -301,7 +310,7 @@ def record_export(ledger: Any, case_id: str, record_ids: Sequence[int], *, actor
 
 
 def _readme(case_id: str, origin: str, cp: Any, earlier: Any, n: int, redact: bool, hashes_only: bool,
-            artifacts: dict[str, int], replays: int, replays_missing: int) -> str:
+            artifacts: dict[str, int], replays: int, replays_missing: int, other_cases: int) -> str:
     if hashes_only:
         art = (f"This bundle is HASHES ONLY: no artifact's bytes are inside ({artifacts['withheld']} withheld,\n"
                f"held by the ledger's operator). Each artifact record still carries its SHA-256, so bytes\n"
@@ -362,6 +371,10 @@ exporter's claim (bag-info.txt Custody-Log-Complete-To-Size, signed). A court ca
 any later bundle of the same case, which must list the same accesses, or against the ledger. The
 export that produced this file is itself recorded in the ledger, with this bundle's SHA-256, and
 appears in the next bundle of the case.
+
+Reads made for other cases. {other_cases} access record(s) of other cases read records of this case
+below the checkpoint. They are not in this bundle: their case ids, purposes and investigators
+belong to those cases. The ledger keeps them; an auditor can examine them there.
 """
 
 

@@ -424,6 +424,10 @@ def test_custody_log_holds_every_access_of_the_case(rich: tuple[Ledger, dict[str
     assert [e["id"] for e in log] == [appended[1].id, receipt.id]
     assert appended[1].id in b.record_ids
     assert b"Custody-Log-Complete-To-Size" in files_of(b.data)["bag-info.txt"]
+    # the other case's read links to the case's output, so the trace reaches it; the bundle keeps it out
+    assert appended[2].id in ledger.trace(ids["output"]).nodes and appended[2].id not in b.record_ids
+    assert all(b"case-other" not in content for content in files_of(b.data).values())
+    assert "1 access record(s) of other cases" in files_of(b.data)["data/README.txt"].decode()
 
 
 # --- tampering ---------------------------------------------------------------------------------------
