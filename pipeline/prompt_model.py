@@ -16,7 +16,8 @@ sums across CPUs. Here feature extraction is one Python function (:func:`feature
 script hands to scikit-learn's ``TfidfVectorizer(analyzer=features)``, so training and inference
 cannot disagree about features; the dot products are summed with :func:`math.fsum` (correctly rounded,
 so independent of summation order, SIMD width or BLAS), and scores are rounded to 6 places. The same
-model file and the same text give the same score on any machine.
+model file and the same text give the same score on any machine (for a file with the sentence encoder,
+on any machine with the same CPU kernels: see below).
 
 Two feature sets, named by the model file's ``features`` (a file is scored with the set it names, so
 every model file ever shipped keeps its scores):

@@ -46,7 +46,8 @@ BASE_REPOSITORY = "custody-sandbox-base"
 SUITE = "bookworm"
 INCLUDE = ("python3", "python3-venv", "ca-certificates")
 # What the replay worker imports: the prompt stage (policies in YAML validated by pydantic, prompt
-# normalisation, and since policy 1.4.0 the sentence encoder, whose weights ship inside its wheel) and the analysis stage (numpy / OpenCV, NudeNet on onnxruntime — its ONNX model ships
+# normalisation and, since policy 1.4.0, the sentence encoder, whose weights ship inside its wheel) and
+# the analysis stage (numpy / OpenCV, NudeNet on onnxruntime — its ONNX model ships
 # inside the nudenet wheel, nothing is downloaded at run time —, PDQ, C2PA Content Credentials, whose
 # reader needs cryptography). The ledger's database stack and the API's server are left out on purpose.
 WORKER_PACKAGES = ("numpy", "opencv-python-headless", "PyYAML", "pydantic", "anyascii", "confusable-homoglyphs",
