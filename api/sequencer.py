@@ -41,6 +41,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+import signal
 import socket
 import struct
 from collections.abc import Sequence
@@ -83,6 +84,9 @@ def _answer(rid: int, outcome: Any) -> tuple[int, bool, Any]:
 
 def serve(settings: Settings, conn: Connection, group_commit: bool, max_group_records: int) -> None:
     """The writer process: open the ledger, say ready, then group and append what arrives."""
+    # Ctrl-C reaches the whole process group: the server's shutdown, not the signal, ends this process,
+    # after the transaction in hand (``SequencerChannel.stop``).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from api.composition import open_ledger
     from api.writer import LedgerWriter, _Job, _Outcome, groupable
 
