@@ -807,9 +807,9 @@ def create_app(settings: Settings, api: ApiSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         writer.start()
-        if channel is not None:
-            await channel.start()  # the writer process: spawned and its ledger opened before serving
         try:
+            if channel is not None:
+                await channel.start()  # the writer process: spawned and its ledger opened before serving
             yield
         finally:
             await run_in_threadpool(jobs.close)

@@ -11,8 +11,8 @@ records onto a socket.
 
 **Group commit happens in the writer process.** The server sends each request as it arrives
 (one frame per turn of the event loop, holding every request that turn produced). The writer
-process, whenever it is free, takes every frame that has arrived (up to ``max_group_records``
-records) and runs them through ``api.writer.LedgerWriter._process``, the same code as the writer
+process, whenever it is free, takes the next frame and every further frame that has arrived,
+until the group holds ``max_group_records`` records, and runs them through ``api.writer.LedgerWriter._process``, the same code as the writer
 thread: one shared transaction for the requests that may share one, the same fallbacks when it is
 refused (each caller gets the answer it would have had alone), then a checkpoint per the publishing
 policy. Only then does it answer, one frame per group, each answer tagged with its request's id. A
@@ -44,6 +44,7 @@ import pickle
 import signal
 import socket
 import struct
+import threading
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Any
@@ -73,8 +74,8 @@ def _answer(rid: int, outcome: Any) -> tuple[int, bool, Any]:
     if err is None:
         return rid, True, [(a.id, a.leaf_hash, a.ledger_time, a.existing) for a in outcome.result()]
     try:
-        pickle.dumps(err)
-    except Exception:  # noqa: BLE001 - an exception that cannot be pickled: keep its words
+        pickle.loads(pickle.dumps(err))  # both ways: an exception with its own __init__ may not load
+    except Exception:  # noqa: BLE001 - an exception that cannot cross the socket: keep its words
         err = StorageError(f"the ledger writer failed: {type(err).__name__}: {err}")
     return rid, False, err
 
@@ -84,9 +85,11 @@ def _answer(rid: int, outcome: Any) -> tuple[int, bool, Any]:
 
 def serve(settings: Settings, conn: Connection, group_commit: bool, max_group_records: int) -> None:
     """The writer process: open the ledger, say ready, then group and append what arrives."""
-    # Ctrl-C reaches the whole process group: the server's shutdown, not the signal, ends this process,
-    # after the transaction in hand (``SequencerChannel.stop``).
+    # Ctrl-C reaches the whole process group, and a service manager may send SIGTERM to every process
+    # of the service: the server's shutdown, not the signal, ends this process, after the transaction
+    # in hand (``SequencerChannel.stop``; a process that does not stop in time is killed).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from api.composition import open_ledger
     from api.writer import LedgerWriter, _Job, _Outcome, groupable
 
@@ -196,28 +199,41 @@ class SequencerChannel:
             if self.alive:
                 return
             await self._discard()
-            proc, sock = await asyncio.to_thread(self._spawn)
+            spawning = asyncio.ensure_future(asyncio.to_thread(self._spawn))
+            try:
+                proc, sock = await asyncio.shield(spawning)
+            except asyncio.CancelledError:  # the caller went away; the process it started must not linger
+                spawning.add_done_callback(_abandon)
+                raise
+            if self._closed:  # stop() ran meanwhile: this process is not wanted
+                _abandon(spawning)
+                raise StorageError("the ledger writer was stopped")
             reader, writer = await asyncio.open_unix_connection(sock=sock)
             self._proc, self._writer = proc, writer
             self._reader_task = asyncio.get_running_loop().create_task(self._read_answers(reader))
             self.starts += 1
 
     async def stop(self, timeout: float = 30.0) -> None:
-        """Let the process finish what it has, then stop it."""
+        """Let the process finish what it has, then stop it (killed if it has not within ``timeout``)."""
         self._closed = True
+        if self._starting is not None:
+            async with self._starting:  # a start in progress finishes (and sees _closed) first
+                await self._stop(timeout)
+        else:
+            await self._stop(timeout)
+
+    async def _stop(self, timeout: float) -> None:
         if self._writer is not None and self._proc is not None and self._proc.is_alive():
             self._flush()
             try:
                 self._writer.write(_frame(None))
-                await self._writer.drain()
-            except (ConnectionError, OSError):
+                await asyncio.wait_for(self._writer.drain(), timeout)
+            except (ConnectionError, OSError, asyncio.TimeoutError):
                 pass
             proc = self._proc
             await asyncio.to_thread(proc.join, timeout)
             if proc.is_alive():
-                log.warning("the ledger writer process did not stop within %g s; terminating it", timeout)
-                proc.terminate()
-                await asyncio.to_thread(proc.join, 5)
+                log.warning("the ledger writer process did not stop within %g s; killing it", timeout)
         await self._discard()
 
     async def _discard(self) -> None:
@@ -233,9 +249,7 @@ class SequencerChannel:
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - it only resolves futures
                 pass
         if self._proc is not None:
-            if self._proc.is_alive():
-                self._proc.terminate()
-            await asyncio.to_thread(self._proc.join, 5)
+            await asyncio.to_thread(_end, self._proc)
             self._proc = None
         self._fail_pending(StorageError("the ledger writer process stopped before answering; the append may or "
                                         "may not have committed: retry with an idempotency key"))
@@ -250,6 +264,8 @@ class SequencerChannel:
     # --- appending ---------------------------------------------------------------------------
 
     async def append(self, items: Sequence[Any]) -> list[Appended]:
+        if self._closed:
+            raise StorageError("the ledger writer was stopped")
         if not self.alive:
             await self.start()
         loop = asyncio.get_running_loop()
@@ -292,14 +308,44 @@ class SequencerChannel:
                     if ok:
                         fut.set_result([Appended(*t) for t in value])
                     else:
-                        fut.set_exception(value)
+                        fut.set_exception(value if isinstance(value, BaseException) and not isinstance(
+                            value, StopIteration) else StorageError(f"the ledger writer failed: {value!r}"))
+        except asyncio.CancelledError:
+            raise
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             if self._closed:
                 return  # stop() asked it to end
             code = self._proc.exitcode if self._proc is not None else None
-            log.error("the ledger writer process went away (exit code %s)", code)
-            if self._writer is not None:
-                self._writer.close()
-            self._writer = None  # not alive: the next append starts a new process
-            self._fail_pending(StorageError(f"the ledger writer process exited (exit code {code}) before answering; "
-                                            f"the append may or may not have committed: retry with an idempotency key"))
+            self._lost(f"the ledger writer process exited (exit code {code}) before answering; the append may "
+                       f"or may not have committed: retry with an idempotency key")
+        except Exception as err:  # noqa: BLE001 - an answer we cannot read: the channel is unusable
+            log.exception("unreadable answer from the ledger writer process")
+            self._lost(f"the ledger writer's answer could not be read ({type(err).__name__}); the append may or "
+                       f"may not have committed: retry with an idempotency key")
+
+    def _lost(self, message: str) -> None:
+        """The process is gone or cannot be understood: fail what waits, and let the next append start anew."""
+        log.error("%s", message)
+        if self._writer is not None:
+            self._writer.close()
+        self._writer = None  # not alive: the next append starts a new process (start() ends this one)
+        self._fail_pending(StorageError(message))
+
+
+def _end(proc: Any, grace: float = 5.0) -> None:
+    """Blocking: make sure ``proc`` is gone (terminate, then kill: a stopped process ignores SIGTERM)."""
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(grace)
+    if proc.is_alive():
+        proc.kill()
+    proc.join(grace)
+
+
+def _abandon(spawning: asyncio.Future[Any]) -> None:
+    """A process started for nobody (its start was cancelled or the channel stopped): end it."""
+    if spawning.cancelled() or spawning.exception() is not None:
+        return
+    proc, sock = spawning.result()
+    sock.close()
+    threading.Thread(target=_end, args=(proc,), daemon=True).start()

@@ -141,9 +141,15 @@ def export_bundle(ledger: Any, case_id: str, record_ids: Sequence[int], *, data_
     # are confidential to it and stay out (the trace reaches them because they link here). Their
     # number is stated in the README; the ledger keeps them for an auditor.
     others = [i for i, d in docs.items() if d["kind"] == Kind.ACCESS.value and d["body"].get("case_id") != case_id]
+    named_others = sorted(set(others) & set(record_ids))
+    if named_others:
+        raise InvalidInput(f"record {named_others[0]} is an access record of another case; name the records of "
+                           f"case {case_id!r} (another case's reads are not exported with it)")
     for i in others:
         del docs[i], leaves[i]
     ids_sorted = sorted(docs)
+    if not ids_sorted:  # pragma: no cover - a named record is always kept (see above)
+        raise InvalidInput("the case has no records to export")
 
     cps = ledger.checkpoints()
     if earlier_size is None:

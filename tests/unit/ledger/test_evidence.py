@@ -428,6 +428,9 @@ def test_custody_log_holds_every_access_of_the_case(rich: tuple[Ledger, dict[str
     assert appended[2].id in ledger.trace(ids["output"]).nodes and appended[2].id not in b.record_ids
     assert all(b"case-other" not in content for content in files_of(b.data).values())
     assert "1 access record(s) of other cases" in files_of(b.data)["data/README.txt"].decode()
+    # naming the other case's read as a record of this case is refused, not exported as its reads
+    with pytest.raises(InvalidInput, match="access record of another case"):
+        export_bundle(ledger, "case-9", [appended[2].id], data_dir=data_dir)
 
 
 # --- tampering ---------------------------------------------------------------------------------------
