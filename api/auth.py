@@ -56,8 +56,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
-from starlette.responses import Response
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
 from api.tokens import Role, TokenInfo, TokenStore
 from ledger.errors import CustodyError

@@ -228,7 +228,7 @@ class SequencerChannel:
             try:
                 self._writer.write(_frame(None))
                 await asyncio.wait_for(self._writer.drain(), timeout)
-            except (ConnectionError, OSError, asyncio.TimeoutError):
+            except (TimeoutError, ConnectionError, OSError):
                 pass
             proc = self._proc
             await asyncio.to_thread(proc.join, timeout)
@@ -318,7 +318,7 @@ class SequencerChannel:
             code = self._proc.exitcode if self._proc is not None else None
             self._lost(f"the ledger writer process exited (exit code {code}) before answering; the append may "
                        f"or may not have committed: retry with an idempotency key")
-        except Exception as err:  # noqa: BLE001 - an answer we cannot read: the channel is unusable
+        except Exception as err:
             log.exception("unreadable answer from the ledger writer process")
             self._lost(f"the ledger writer's answer could not be read ({type(err).__name__}); the append may or "
                        f"may not have committed: retry with an idempotency key")

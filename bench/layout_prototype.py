@@ -30,8 +30,8 @@ import argparse
 import hashlib
 import json
 import shutil
-import statistics
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -45,8 +45,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_ledger import make_records, pm_bytes, pymerkle_tree  # noqa: E402
-from ledger import merkle  # noqa: E402
+from bench_ledger import make_records, pm_bytes, pymerkle_tree
+
+from ledger import merkle
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")]
 Time = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")]

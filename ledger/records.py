@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -451,6 +451,21 @@ def parse_json(raw: bytes | str, *, what: str = "input", max_bytes: int | None =
     return value
 
 
+def _values_ok(values: Iterable[Any], depth: int) -> bool:
+    """``_fast_path_ok`` for a container's values: scalars inline, containers by recursion."""
+    for v in values:
+        tv = type(v)
+        if tv is str or tv is bool or v is None:
+            continue
+        if tv is int:
+            if -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER:
+                continue
+            return False
+        if not _fast_path_ok(v, depth + 1):
+            return False
+    return True
+
+
 def _fast_path_ok(obj: Any, depth: int = 0) -> bool:
     """True when orjson's sorted compact output provably equals RFC 8785 for ``obj``.
 
@@ -466,31 +481,12 @@ def _fast_path_ok(obj: Any, depth: int = 0) -> bool:
         return False
     t = type(obj)
     if t is dict:
-        for k, v in obj.items():
+        for k in obj:
             if type(k) is not str or not (k.isascii() or max(k) < "\ud800"):
                 return False
-            tv = type(v)
-            if tv is str or tv is bool or v is None:
-                continue
-            if tv is int:
-                if -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER:
-                    continue
-                return False
-            if not _fast_path_ok(v, depth + 1):
-                return False
-        return True
+        return _values_ok(obj.values(), depth)
     if t is list:
-        for v in obj:
-            tv = type(v)
-            if tv is str or tv is bool or v is None:
-                continue
-            if tv is int:
-                if -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER:
-                    continue
-                return False
-            if not _fast_path_ok(v, depth + 1):
-                return False
-        return True
+        return _values_ok(obj, depth)
     if t is str or obj is None or t is bool:
         return True
     if t is int:

@@ -4,26 +4,18 @@ small subset (the full evaluation is on demand: ``python bench/eval_images.py``)
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.unit.pipeline.bench_scripts import bench_module
 
 pytest.importorskip("skimage")
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _module():
-    spec = importlib.util.spec_from_file_location("eval_images", ROOT / "bench" / "eval_images.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # its dataclass looks its module up there
-    spec.loader.exec_module(mod)
-    return mod
-
-
-ev = _module()
+ev = bench_module("eval_images")
 M = ev.load_manifest()
 
 

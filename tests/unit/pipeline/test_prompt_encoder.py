@@ -5,7 +5,6 @@ on tf-idf + embeddings together; determinism; and the refusals a wrong pin gets.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import math
 import subprocess
@@ -18,6 +17,7 @@ import pytest
 
 from pipeline.errors import InvalidPolicy
 from pipeline.prompt_model import ENCODER_DIM, ENCODER_MAX_CHARS, MODEL_FORMAT_V2, parse_model
+from tests.unit.pipeline.bench_scripts import bench_module
 
 ROOT = Path(__file__).resolve().parents[3]
 NCE = "nonconsensual_intimate_edit"
@@ -30,11 +30,7 @@ Y = np.array([[1, 0], [1, 0], [0, 0], [0, 0], [1, 0], [0, 0], [0, 1], [0, 1], [0
 
 
 def _train() -> Any:
-    spec = importlib.util.spec_from_file_location("train_prompt_model", ROOT / "bench" / "train_prompt_model.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_module("train_prompt_model")
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +50,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any, list[An
 
 
 def test_embeddings_are_real_repeatable_and_multilingual(trained: Any) -> None:
-    _, _, _, doc, path = trained
+    path = trained[4]
     enc = parse_model(path.read_bytes(), path).encoder
     assert enc is not None
     a = enc.embed("remove her clothes")

@@ -3,7 +3,6 @@ identity in the stage version and the policy, and what a broken model file does.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -18,17 +17,14 @@ from pipeline.errors import InvalidPolicy, PolicyNotFound
 from pipeline.policy import default_policy, policy_from_data
 from pipeline.prompt_model import features, features_v2, load_model, model_path, parse_model, stem
 from pipeline.prompt_safety import DEFAULT_MODEL, PromptSafety, check, stage_version
+from tests.unit.pipeline.bench_scripts import bench_module
 
 ROOT = Path(__file__).resolve().parents[3]
 NCE = "nonconsensual_intimate_edit"
 
 
 def _train_module():
-    spec = importlib.util.spec_from_file_location("train_prompt_model", ROOT / "bench" / "train_prompt_model.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_module("train_prompt_model")
 
 
 def test_features_are_words_pairs_and_char_ngrams() -> None:
@@ -213,10 +209,7 @@ def test_policy_1_2_0_stays_loadable_with_its_own_model() -> None:
 
 
 def test_generated_training_data_is_deterministic_and_labelled() -> None:
-    spec = importlib.util.spec_from_file_location("prompt_training_data", ROOT / "bench" / "prompt_training_data.py")
-    assert spec and spec.loader
-    gen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen)
+    gen = bench_module("prompt_training_data")
     a, b = gen.generate(), gen.generate()
     assert a == b and len(a) > 3000 and gen.generate(seed=1) != a
     assert all(i["split"] == "train" and i["id"].startswith("g") for i in a)

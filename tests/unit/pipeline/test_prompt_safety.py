@@ -4,8 +4,6 @@ parity, and the evaluation set's targets on the tuning split."""
 from __future__ import annotations
 
 import dataclasses
-import functools
-import importlib.util
 import json
 import os
 import subprocess
@@ -27,6 +25,7 @@ from pipeline.errors import (
 from pipeline.normalise import compile_term, normalise
 from pipeline.policy import default_policy, policy_from_data
 from pipeline.prompt_safety import PromptSafety, Session, check, layer_for, stage_version
+from tests.unit.pipeline.bench_scripts import bench_module
 
 ROOT = Path(__file__).resolve().parents[3]
 SURFACES = ("chat", "imagine", "api", "edit", "video")
@@ -34,13 +33,8 @@ NCE = "nonconsensual_intimate_edit"
 CSE = "child_sexual_exploitation"
 
 
-@functools.cache
 def _eval_module():
-    spec = importlib.util.spec_from_file_location("eval_prompts", ROOT / "bench" / "eval_prompts.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_module("eval_prompts")
 
 
 # --- normalisation ------------------------------------------------------------------------------
