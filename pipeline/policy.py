@@ -108,13 +108,21 @@ class CategoryPolicy(_Strict):
 
 
 class SupportContext(_Strict):
-    """Help-seeking wording ("how do I report", "I am a victim of") turns a *block* in the listed
-    categories into a *hold*: a person asking for help reaches a human instead of a wall, and an
-    abuser who borrows the wording still reaches a human, never an automatic allow. Child sexual
-    exploitation cannot be listed."""
+    """Help-seeking wording ("how do I report", "I am a victim of") turns a *block* in the
+    ``downgrade`` categories into a *hold*: a person asking for help reaches a human instead of a wall.
+
+    Since policy 1.5.0 it can do more: in the ``allow`` categories a help-seeking prompt that asks for
+    no picture, edit or generation (none of the ``unless`` terms; ``@name`` refers to a lexicon) is
+    *allowed*, and the decision says so (``support_allowed``). A victim asking how to get a leaked
+    photo taken down, a parent asking how to report, a teacher preparing a sextortion lesson get an
+    answer at once instead of waiting in a review queue; a request that borrows the wording but asks
+    for an image or an edit still finds at least a human. Child sexual exploitation and privacy stay
+    out of reach of both (the loader refuses child sexual exploitation in either list)."""
 
     terms: list[str] = []
     downgrade: list[str] = []
+    allow: list[str] = []
+    unless: list[str] = []
 
 
 class Rule(_Strict):
@@ -200,7 +208,8 @@ class Policy:
                                   "block_at": c.block_at, "escalate": c.escalate}
                            for name, c in sorted(d.categories.items())},
             "rules": len(d.rules), "lexicons": len(d.lexicons), "masks": len(d.masks),
-            "support_context": {"terms": len(d.support_context.terms), "downgrade": list(d.support_context.downgrade)},
+            "support_context": {"terms": len(d.support_context.terms), "downgrade": list(d.support_context.downgrade),
+                                "allow": list(d.support_context.allow), "unless": len(d.support_context.unless)},
         }
 
 
@@ -448,11 +457,21 @@ def _semantic_problems(doc: PolicyDocument) -> list[str]:
         problems.extend(_term_problem(t, f"masks[{i}]"))
     for i, t in enumerate(doc.support_context.terms):
         problems.extend(_term_problem(t, f"support_context.terms[{i}]"))
-    for name in doc.support_context.downgrade:
-        if name == CSE:
-            problems.append(f"support_context.downgrade: {CSE} cannot be downgraded (it is always block + escalate)")
-        elif name not in doc.categories:
-            problems.append(f"support_context.downgrade: {name!r} is not declared under categories")
+    for key in ("downgrade", "allow"):
+        for name in getattr(doc.support_context, key):
+            if name == CSE:
+                problems.append(f"support_context.{key}: {CSE} cannot be downgraded (it is always block + escalate)")
+            elif name not in doc.categories:
+                problems.append(f"support_context.{key}: {name!r} is not declared under categories")
+    if doc.support_context.allow and not doc.support_context.unless:
+        problems.append("support_context.allow needs support_context.unless: the request wording (images, edits, "
+                        "generation) that keeps a help-seeking prompt from being allowed outright")
+    for i, t in enumerate(doc.support_context.unless):
+        if t.startswith("@"):
+            if t[1:] not in doc.lexicons:
+                problems.append(f"support_context.unless[{i}]: unknown lexicon {t!r}")
+        else:
+            problems.extend(_term_problem(t, f"support_context.unless[{i}]"))
     if doc.classifier is not None:
         for name, mc in sorted(doc.classifier.categories.items()):
             where = f"classifier.categories.{name}"
@@ -560,6 +579,9 @@ def policy_from_data(data: Any, source: str = "", base: Path | None = None) -> P
     dumped = doc.model_dump(mode="json", by_alias=True)
     if dumped.get("classifier") is None:
         dumped.pop("classifier", None)  # a policy without a classifier keeps the hash it had before the field existed
+    for key in ("allow", "unless"):  # likewise a policy without these (every version before 1.5.0)
+        if not dumped["support_context"][key]:
+            del dumped["support_context"][key]
     canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"),
                            ensure_ascii=False, allow_nan=False).encode("utf-8")
     return Policy(document=doc, sha256=hashlib.sha256(canonical).hexdigest(), canonical_json=canonical,

@@ -30,7 +30,9 @@ For each prompt:
    session rules are. Every decision lists the model's scores and which of them fired;
 7. per category, the policy's ``hold_at`` / ``block_at`` route the accumulated risk to allow, hold
    or block — a block becomes a hold when the prompt has the policy's help-seeking wording
-   (``support_context``; never for child sexual exploitation). The decision's action is the most
+   (``support_context``; never for child sexual exploitation), and since policy 1.5.0 a help-seeking
+   prompt that asks for no image, edit or generation (none of ``support_context.unless``) is allowed
+   in the ``support_context.allow`` categories (``support_allowed``). The decision's action is the most
    severe; ``escalate`` is set when a category marked ``escalate`` (always child sexual
    exploitation) is not allowed.
 
@@ -142,6 +144,7 @@ class Decision:
     stage: str = STAGE
     model: str | None = None                       # "<name>@sha256:<hex>" of the classifier, if any
     model_signals: tuple[ModelSignal, ...] = ()    # what the classifier fired (sorted)
+    support_allowed: tuple[str, ...] = ()          # categories over a threshold allowed as help-seeking
 
     @property
     def risk(self) -> dict[str, float]:
@@ -163,6 +166,10 @@ class Decision:
         d["normalisation_flags"] = list(self.normalisation_flags)
         d["masks_applied"] = list(self.masks_applied)
         d["support_context"] = list(self.support_context)
+        if self.support_allowed:
+            d["support_allowed"] = list(self.support_allowed)
+        else:  # decisions of policies without support_context.allow keep the form they always had
+            del d["support_allowed"]
         return d
 
     def outcome(self) -> dict[str, Any]:
@@ -287,6 +294,9 @@ class PromptSafety:
         self._masks = [(m, compile_terms([m])) for m in sorted(set(doc.masks))]
         self._support = compile_terms(doc.support_context.terms) if doc.support_context.terms else None
         self._downgrade = frozenset(doc.support_context.downgrade)
+        self._support_allow = frozenset(doc.support_context.allow)
+        unless = [t for e in doc.support_context.unless for t in (doc.lexicons[e[1:]] if e.startswith("@") else [e])]
+        self._unless = compile_terms(sorted(set(unless))) if unless else None
         self._categories = sorted(doc.categories)
         self._classifier: ClassifierPolicy | None = doc.classifier
         self._model: PromptModel | None = None
@@ -449,6 +459,9 @@ class PromptSafety:
         model_risk = {s.category: s.risk for s in signals}
         support = tuple(sorted({_evidence(m) for m in self._support.finditer(views["folded"])})) if self._support else ()
         previous = history[-1].risk if history else {}
+        allowable = self._support_allow if support and self._support_allow and not (
+            self._unless is not None and self._unless.search(views["folded"])) else frozenset()
+        support_allowed: list[str] = []
         cats: list[CategoryRisk] = []
         acc: dict[str, float] = {}
         escalate = False
@@ -468,6 +481,9 @@ class PromptSafety:
                 action = "hold"
             else:
                 action = "allow"
+            if action != "allow" and name in allowable:
+                action = "allow"
+                support_allowed.append(name)
             escalate = escalate or (cp.escalate and action != "allow")
             cats.append(CategoryRisk(name, risk, turn_risk, action, rule_risk, model_risk.get(name, 0.0),
                                      scores.get(name)))
@@ -479,7 +495,7 @@ class PromptSafety:
             prompt_sha256=hashlib.sha256(checked.encode("utf-8", "surrogatepass")).hexdigest(),
             prompt_chars=len(checked), policy_id=self.policy.policy_id, policy_version=self.policy.version,
             policy_sha256=self.policy.sha256, stage_version=self._stage_version, model=self._model_label,
-            model_signals=tuple(signals))
+            model_signals=tuple(signals), support_allowed=tuple(support_allowed))
         return decision, _Turn(views=views, risk=acc)
 
     def check(self, text: object, surface: object) -> Decision:

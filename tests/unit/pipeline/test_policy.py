@@ -227,6 +227,22 @@ def test_cse_cannot_be_downgraded_by_support_context() -> None:
     assert "cannot be downgraded" in msg
 
 
+def test_support_context_allow_is_checked() -> None:
+    msg = _problem(_doc(support_context={"terms": ["how do i report"], "allow": [CSE], "unless": ["make"]}))
+    assert "support_context.allow: child_sexual_exploitation cannot be downgraded" in msg
+    msg = _problem(_doc(support_context={"terms": ["how do i report"], "allow": ["sexual_content"]}))
+    assert "support_context.allow needs support_context.unless" in msg
+    msg = _problem(_doc(support_context={"terms": ["how do i report"], "allow": ["sexual_content"],
+                                         "unless": ["@no_such_lexicon"]}))
+    assert "support_context.unless[0]: unknown lexicon '@no_such_lexicon'" in msg
+
+
+def test_a_policy_without_support_allow_keeps_its_hash() -> None:
+    """Archived versions before 1.5.0 have no allow / unless: their canonical JSON must not grow them."""
+    p = policy_from_data(_doc())
+    assert b'"allow"' not in p.canonical_json and b'"unless"' not in p.canonical_json
+
+
 def test_every_problem_is_reported_at_once() -> None:
     doc = _doc(categories__child_sexual_exploitation={"hold_at": 0.2, "block_at": 0.5, "escalate": False},
                categories__nonconsensual_intimate_edit__hold_at=0.9)
