@@ -62,7 +62,7 @@ from pipeline.prompt_model import PromptModel, file_sha256, load_model, model_pa
 
 STAGE = "prompt_safety"
 STAGE_CODE_VERSION = "1.1.0"
-DEFAULT_MODEL = "prompt_classifier_v3"  # the model the shipped default policy names (1.3.0: "_v2", 1.2.0: "prompt_classifier")
+DEFAULT_MODEL = "prompt_classifier_v4"  # the model the shipped default policy names (1.4.0/1.5.0: "_v3", 1.3.0: "_v2", 1.2.0: "prompt_classifier")
 _TOKEN = re.compile(r"\S+")
 _EVIDENCE_CHARS = 60
 _ALT = "folded_alt"
