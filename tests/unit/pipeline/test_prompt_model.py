@@ -74,6 +74,17 @@ def test_training_never_sees_the_holdout() -> None:
     assert holdout and not holdout & {i["id"] for i in items}
 
 
+def test_item_ids_are_unique_across_the_eval_set_and_the_training_prompts() -> None:
+    """Holdout-7 first arrived with ids that train_extra.jsonl already used (x001…): ids must name one
+    prompt each, or "never trained on the holdout" cannot be checked by id."""
+    train = _train_module()
+    items = train.training_items()
+    ids = [i["id"] for i in items] + [json.loads(line)["id"] for line in
+                                      (ROOT / "tests" / "pipeline_eval" / "prompts.jsonl").read_text().splitlines()
+                                      if line.strip() and json.loads(line)["split"] == "holdout"]
+    assert len(ids) == len(set(ids))
+
+
 def test_scores_are_deterministic_across_processes_and_hash_seeds() -> None:
     code = (f"import json; from pipeline.prompt_model import load_model as l; m = l('{DEFAULT_MODEL}');"
             "print(json.dumps([m.scores(t) for t in ['undress her', 'a red car', 'zieh sie aus', 'photo of my coworker\\n"
