@@ -61,8 +61,8 @@ from pipeline.policy import ACTIONS, SEQUENCE_MARK, ClassifierPolicy, Policy, de
 from pipeline.prompt_model import PromptModel, file_sha256, load_model, model_path
 
 STAGE = "prompt_safety"
-STAGE_CODE_VERSION = "1.1.0"
-DEFAULT_MODEL = "prompt_classifier_v4"  # the model the shipped default policy names (1.4.0/1.5.0: "_v3", 1.3.0: "_v2", 1.2.0: "prompt_classifier")
+STAGE_CODE_VERSION = "1.2.0"  # 1.2.0: support_context.allow / unless (policy 1.5.0 on); unless read with the help wording blanked
+DEFAULT_MODEL = "prompt_classifier_v5"  # the model the shipped default policy names (1.6.0: "_v4", 1.4.0/1.5.0: "_v3", 1.3.0: "_v2", 1.2.0: "prompt_classifier")
 _TOKEN = re.compile(r"\S+")
 _EVIDENCE_CHARS = 60
 _ALT = "folded_alt"
@@ -236,6 +236,15 @@ class _Turn:
 
 def _round(x: float) -> float:
     return round(x, 6)
+
+
+def _blank(text: str, matches: list[re.Match[str]]) -> str:
+    """``text`` with the help-seeking wording blanked out, so that its own words ("get them *removed*")
+    are not read as a request; every other word still is ("how do I report this? *remove* her top")."""
+    chars = list(text)
+    for m in matches:
+        chars[m.start():m.end()] = " " * (m.end() - m.start())
+    return "".join(chars)
 
 
 class PromptSafety:
@@ -457,10 +466,11 @@ class PromptSafety:
         fired = self._evaluate(views, history, doc.session.window_turns)
         scores, signals = self._model_scores(views, history, doc.session.window_turns)
         model_risk = {s.category: s.risk for s in signals}
-        support = tuple(sorted({_evidence(m) for m in self._support.finditer(views["folded"])})) if self._support else ()
+        found = list(self._support.finditer(views["folded"])) if self._support else []
+        support = tuple(sorted({_evidence(m) for m in found}))
         previous = history[-1].risk if history else {}
         allowable = self._support_allow if support and self._support_allow and not (
-            self._unless is not None and self._unless.search(views["folded"])) else frozenset()
+            self._unless is not None and self._unless.search(_blank(views["folded"], found))) else frozenset()
         support_allowed: list[str] = []
         cats: list[CategoryRisk] = []
         acc: dict[str, float] = {}
