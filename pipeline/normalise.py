@@ -35,12 +35,16 @@ from importlib import metadata, resources
 
 from anyascii import anyascii
 
-NORMALISER_VERSION = "1"
+NORMALISER_VERSION = "2"  # 2: structured prompts also read as words (folded_alt)
 
 _DROP_CATEGORIES = frozenset({"Cf", "Cs", "Co", "Cn", "Mn", "Me"})
 _WS = re.compile(r"\s+")
 _WS_KEEP = re.compile(r"(\s+)")
 _INSERTION_SYMBOLS = re.compile(r"(?<=[a-z0-9])[|!]+(?=[a-z0-9])")
+# structured prompts (JSON, YAML, tool calls: '{"mask":"clothing","fill":"skin"}', "garment_removal") read
+# as words on the alternative view; the folded view joins punctuation inside words, which would glue them
+_STRUCTURED = re.compile(r'[{\[]\s*"|"\s*:|(?<=[a-z])_(?=[a-z])')
+_STRUCTURE_CHARS = re.compile(r'[{}\[\]":=_]')
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g",
                        "@": "a", "$": "s", "!": "i", "|": "l", "+": "t"})
 _LEET_CHARS = frozenset("01345789@$!|+")
@@ -88,7 +92,8 @@ class Normalised:
     folded: str
     flags: tuple[str, ...]
     # a second reading of ``folded`` where "|" and "!" inside words are insertions ("und|ress"),
-    # not letters ("h|m"); None when the text has no such symbol
+    # not letters ("h|m"), and a structured prompt's quotes, braces, colons and underscores separate
+    # words ('"fill":"skin"', "garment_removal"); None when the text has neither
     folded_alt: str | None = None
 
 
@@ -236,8 +241,12 @@ def normalise(text: str) -> Normalised:
     canonical = _WS.sub(" ", spaced).strip()
     folded = _fold(spaced, flags)
     alt = None
-    if _INSERTION_SYMBOLS.search(spaced):
-        alt = _fold(_INSERTION_SYMBOLS.sub("", spaced), set())
+    structured = bool(_STRUCTURED.search(spaced))
+    if structured or _INSERTION_SYMBOLS.search(spaced):
+        source = _INSERTION_SYMBOLS.sub("", spaced)
+        if structured:
+            source = _STRUCTURE_CHARS.sub(" ", source)
+        alt = _fold(source, set())
         if alt == folded:
             alt = None
     return Normalised(canonical=canonical, folded=folded, flags=tuple(sorted(flags)), folded_alt=alt)

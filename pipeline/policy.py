@@ -125,6 +125,22 @@ class SupportContext(_Strict):
     unless: list[str] = []
 
 
+class Context(_Strict):
+    """A benign setting that allows the listed categories outright (since policy 1.8.0), the way
+    help-seeking wording does (:class:`SupportContext`): an art-history question about Titian's nudes is
+    discussion, not a request for nudity. It fires like a rule (``any`` / ``all`` groups, ``window``); a
+    prompt that also has any of the ``unless`` wording (a request for an image, an edit or a
+    generation) is not allowed by it. Child sexual exploitation can never be listed."""
+
+    id: str = Field(pattern=_ID)
+    any: list[str] | None = None
+    all: list[list[str] | str] | None = None
+    window: int | None = Field(None, ge=1, le=200)
+    allow: list[str] = Field(min_length=1)
+    unless: list[str] = Field(min_length=1)
+    note: str = ""
+
+
 class Rule(_Strict):
     id: str = Field(pattern=_ID)
     category: str
@@ -176,6 +192,7 @@ class PolicyDocument(_Strict):
     lexicons: dict[str, list[str]] = {}
     masks: list[str] = []
     support_context: SupportContext = SupportContext()
+    contexts: list[Context] = []
     rules: list[Rule] = []
     classifier: ClassifierPolicy | None = None
 
@@ -294,7 +311,7 @@ def _read(path: Path, what: str) -> str:
         raise PolicyNotFound(f"{what} {path} cannot be read: {e.strerror}") from None
 
 
-_RULES_FILE_KEYS = {"lexicons", "masks", "rules", "support_context"}
+_RULES_FILE_KEYS = {"lexicons", "masks", "rules", "support_context", "contexts"}
 
 
 def _resolve_rules_file(raw: dict[str, Any], base: Path | None, source: str) -> dict[str, Any]:
@@ -317,7 +334,7 @@ def _resolve_rules_file(raw: dict[str, Any], base: Path | None, source: str) -> 
     if extra:
         raise InvalidPolicy(f"rules file {path}: unknown field(s) {extra}; allowed: {sorted(_RULES_FILE_KEYS)}")
     out = {k: v for k, v in raw.items() if k != "rules_file"}
-    for key in ("lexicons", "masks", "rules", "support_context"):
+    for key in ("lexicons", "masks", "rules", "support_context", "contexts"):
         if key not in data:
             continue
         if key == "support_context" and key in out:
@@ -487,6 +504,24 @@ def _semantic_problems(doc: PolicyDocument) -> list[str]:
                 problems.append(f"{where}.hold_at: the category has no hold_at to raise the risk to")
             if mc.block_at is not None and cp.block_at is None:
                 problems.append(f"{where}.block_at: the category has no block_at to raise the risk to")
+    for i, c in enumerate(doc.contexts):
+        where = f"contexts[{i}] (id {c.id!r})"
+        if (c.any is None) == (c.all is None):
+            problems.append(f"{where}: exactly one of any / all is required")
+        for name in c.allow:
+            if name == CSE:
+                problems.append(f"{where}.allow: {CSE} cannot be allowed by a context (it is always block + escalate)")
+            elif name not in doc.categories:
+                problems.append(f"{where}.allow: {name!r} is not declared under categories")
+        groups = [c.any] if c.any is not None else [g if isinstance(g, list) else [g] for g in (c.all or [])]
+        for t in [t for g in groups for t in g] + list(c.unless):
+            if t.startswith("@") and SEQUENCE_MARK not in t:
+                if t[1:] not in doc.lexicons:
+                    problems.append(f"{where}: unknown lexicon {t!r}")
+            elif SEQUENCE_MARK in t:
+                problems.extend(_sequence_problem(t, doc, where))
+            else:
+                problems.extend(_term_problem(t, f"{where} term"))
     seen: set[str] = set()
     for i, r in enumerate(doc.rules):
         where = f"rules[{i}] (id {r.id!r})"
@@ -582,6 +617,8 @@ def policy_from_data(data: Any, source: str = "", base: Path | None = None) -> P
     for key in ("allow", "unless"):  # likewise a policy without these (every version before 1.5.0)
         if not dumped["support_context"][key]:
             del dumped["support_context"][key]
+    if not dumped["contexts"]:
+        del dumped["contexts"]  # likewise (every version before 1.8.0)
     canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"),
                            ensure_ascii=False, allow_nan=False).encode("utf-8")
     return Policy(document=doc, sha256=hashlib.sha256(canonical).hexdigest(), canonical_json=canonical,

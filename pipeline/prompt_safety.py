@@ -62,7 +62,7 @@ from pipeline.prompt_model import PromptModel, file_sha256, load_model, model_pa
 
 STAGE = "prompt_safety"
 STAGE_CODE_VERSION = "1.2.0"  # 1.2.0: support_context.allow / unless (policy 1.5.0 on); unless read with the help wording blanked
-DEFAULT_MODEL = "prompt_classifier_v5"  # the model the shipped default policy names (1.6.0: "_v4", 1.4.0/1.5.0: "_v3", 1.3.0: "_v2", 1.2.0: "prompt_classifier")
+DEFAULT_MODEL = "prompt_classifier_v6"  # the model the shipped default policy names (1.7.0: "_v5", 1.6.0: "_v4", 1.4.0/1.5.0: "_v3", 1.3.0: "_v2", 1.2.0: "prompt_classifier")
 _TOKEN = re.compile(r"\S+")
 _EVIDENCE_CHARS = 60
 _ALT = "folded_alt"
@@ -144,7 +144,8 @@ class Decision:
     stage: str = STAGE
     model: str | None = None                       # "<name>@sha256:<hex>" of the classifier, if any
     model_signals: tuple[ModelSignal, ...] = ()    # what the classifier fired (sorted)
-    support_allowed: tuple[str, ...] = ()          # categories over a threshold allowed as help-seeking
+    support_allowed: tuple[str, ...] = ()          # categories over a threshold allowed as help-seeking or by a context
+    contexts: tuple[str, ...] = ()                 # the policy's benign contexts the prompt is in (since 1.8.0)
 
     @property
     def risk(self) -> dict[str, float]:
@@ -170,6 +171,10 @@ class Decision:
             d["support_allowed"] = list(self.support_allowed)
         else:  # decisions of policies without support_context.allow keep the form they always had
             del d["support_allowed"]
+        if self.contexts:
+            d["contexts"] = list(self.contexts)
+        else:  # likewise for policies without contexts
+            del d["contexts"]
         return d
 
     def outcome(self) -> dict[str, Any]:
@@ -300,6 +305,13 @@ class PromptSafety:
                 groups = tuple(group(g if isinstance(g, list) else [g]) for g in (r.all or []))
             rules.append(_Rule(r.id, r.category, r.weight, r.scope, r.view, groups, r.window))
         self._rules = tuple(rules)
+        self._contexts: list[tuple[_Rule, frozenset[str], re.Pattern[str]]] = []
+        for c in doc.contexts:
+            cgroups = (group(c.any),) if c.any is not None else tuple(
+                group(g if isinstance(g, list) else [g]) for g in (c.all or []))
+            terms = [t for e in c.unless for t in (doc.lexicons[e[1:]] if e.startswith("@") else [e])]
+            self._contexts.append((_Rule(c.id, "", 1.0, "turn", "folded", cgroups, c.window), frozenset(c.allow),
+                                   compile_terms(sorted(set(terms)))))
         self._masks = [(m, compile_terms([m])) for m in sorted(set(doc.masks))]
         self._support = compile_terms(doc.support_context.terms) if doc.support_context.terms else None
         self._downgrade = frozenset(doc.support_context.downgrade)
@@ -472,6 +484,9 @@ class PromptSafety:
         allowable = self._support_allow if support and self._support_allow and not (
             self._unless is not None and self._unless.search(_blank(views["folded"], found))) else frozenset()
         support_allowed: list[str] = []
+        contexts = self._settings(views)
+        for _, allow in contexts:
+            allowable = allowable | allow
         cats: list[CategoryRisk] = []
         acc: dict[str, float] = {}
         escalate = False
@@ -505,8 +520,22 @@ class PromptSafety:
             prompt_sha256=hashlib.sha256(checked.encode("utf-8", "surrogatepass")).hexdigest(),
             prompt_chars=len(checked), policy_id=self.policy.policy_id, policy_version=self.policy.version,
             policy_sha256=self.policy.sha256, stage_version=self._stage_version, model=self._model_label,
-            model_signals=tuple(signals), support_allowed=tuple(support_allowed))
+            model_signals=tuple(signals), support_allowed=tuple(support_allowed),
+            contexts=tuple(sorted(cid for cid, _ in contexts)))
         return decision, _Turn(views=views, risk=acc)
+
+    def _settings(self, views: dict[str, str]) -> list[tuple[str, frozenset[str]]]:
+        """The policy's benign contexts this prompt is in (``contexts``): each fired, without any of its
+        ``unless`` wording, with the categories it allows."""
+        out = []
+        for rule, allow, unless in self._contexts:
+            fired = self._fire(rule, _View(views["folded"]), False)
+            if fired is None and _ALT in views:
+                fired = self._fire(rule, _View(views[_ALT]), False)
+            if fired is not None and not unless.search(views["folded"]) and not (
+                    _ALT in views and unless.search(views[_ALT])):
+                out.append((rule.id, allow))
+        return out
 
     def check(self, text: object, surface: object) -> Decision:
         """Judge one prompt on its own (a session of one turn)."""

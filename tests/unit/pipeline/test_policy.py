@@ -237,10 +237,22 @@ def test_support_context_allow_is_checked() -> None:
     assert "support_context.unless[0]: unknown lexicon '@no_such_lexicon'" in msg
 
 
+def test_contexts_are_checked() -> None:
+    ctx = {"id": "art", "any": ["renaissance"], "allow": [CSE], "unless": ["make"]}
+    assert "contexts[0] (id 'art').allow: child_sexual_exploitation cannot be allowed" in _problem(_doc(contexts=[ctx]))
+    ctx = {"id": "art", "any": ["renaissance"], "all": [["a"], ["b"]], "allow": ["sexual_content"], "unless": ["x"]}
+    assert "exactly one of any / all" in _problem(_doc(contexts=[ctx]))
+    ctx = {"id": "art", "any": ["@nope"], "allow": ["sexual_content"], "unless": ["make"]}
+    assert "unknown lexicon '@nope'" in _problem(_doc(contexts=[ctx]))
+    ctx = {"id": "art", "any": ["renaissance"], "allow": ["sexual_content"], "unless": []}
+    assert "unless" in _problem(_doc(contexts=[ctx]))
+
+
 def test_a_policy_without_support_allow_keeps_its_hash() -> None:
     """Archived versions before 1.5.0 have no allow / unless: their canonical JSON must not grow them."""
     p = policy_from_data(_doc())
     assert b'"allow"' not in p.canonical_json and b'"unless"' not in p.canonical_json
+    assert b'"contexts"' not in p.canonical_json
 
 
 def test_every_problem_is_reported_at_once() -> None:
