@@ -60,8 +60,8 @@ import prompt_training_data  # noqa: E402
 
 EVAL_SET = ROOT / "tests" / "pipeline_eval" / "prompts.jsonl"
 EXTRA_SET = ROOT / "tests" / "pipeline_eval" / "train_extra.jsonl"
-OUT = ROOT / "pipeline" / "models" / "prompt_classifier_v2.json"
-OUT_ENCODER = ROOT / "pipeline" / "models" / "prompt_classifier_v7.json"  # the next; 1.8.0 ships _v6
+OUT = ROOT / "pipeline" / "models" / "prompt_classifier_ngrams.json"  # n-grams only (1.3.0 shipped _v2)
+OUT_ENCODER = ROOT / "pipeline" / "models" / "prompt_classifier_v8.json"  # the next; 1.9.0 ships _v7
 EMBED_CACHE = Path("/tmp/custody-bench/prompt-embeddings.npz")
 CATEGORIES = ("child_sexual_exploitation", "nonconsensual_intimate_edit", "privacy", "sex_related_crimes",
               "sexual_content")
@@ -333,7 +333,8 @@ def export(vec: Any, models: list[Any], categories: tuple[str, ...] = CATEGORIES
 def write_model(doc: dict[str, Any], path: Path) -> bytes:
     raw = (json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n").encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(raw)
+    with path.open("xb") as f:  # never over a shipped model, even one written since the check in main()
+        f.write(raw)
     return raw
 
 
@@ -360,7 +361,7 @@ def cross_validate(texts: list[str], y: np.ndarray, items: list[dict[str, Any]],
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=None,
-                    help="default: prompt_classifier_v2.json, or _v7 with --encoder; an existing file is never "
+                    help="default: prompt_classifier_ngrams.json, or _v8 with --encoder; an existing file is never "
                          "overwritten (a shipped model is pinned by an archived policy's hash)")
     ap.add_argument("--cv", action="store_true", help="5-fold out-of-fold recall / benign flag rates")
     ap.add_argument("--encoder", action="store_true",

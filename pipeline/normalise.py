@@ -44,6 +44,7 @@ _INSERTION_SYMBOLS = re.compile(r"(?<=[a-z0-9])[|!]+(?=[a-z0-9])")
 # structured prompts (JSON, YAML, tool calls: '{"mask":"clothing","fill":"skin"}', "garment_removal") read
 # as words on the alternative view; the folded view joins punctuation inside words, which would glue them
 _STRUCTURED = re.compile(r'[{\[]\s*"|"\s*:|(?<=[a-z])_(?=[a-z])')
+_YAML_LINE = re.compile(r"(?im)^[ \t]*-?[ \t]*[a-z][a-z0-9_]*[ \t]*:[ \t]+\S")  # two or more: a YAML prompt
 _STRUCTURE_CHARS = re.compile(r'[{}\[\]":=_]')
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g",
                        "@": "a", "$": "s", "!": "i", "|": "l", "+": "t"})
@@ -241,7 +242,7 @@ def normalise(text: str) -> Normalised:
     canonical = _WS.sub(" ", spaced).strip()
     folded = _fold(spaced, flags)
     alt = None
-    structured = bool(_STRUCTURED.search(spaced))
+    structured = bool(_STRUCTURED.search(spaced)) or len(_YAML_LINE.findall(text, 0, 100_000)) >= 2
     if structured or _INSERTION_SYMBOLS.search(spaced):
         source = _INSERTION_SYMBOLS.sub("", spaced)
         if structured:

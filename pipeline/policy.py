@@ -123,6 +123,9 @@ class SupportContext(_Strict):
     downgrade: list[str] = []
     allow: list[str] = []
     unless: list[str] = []
+    # since 1.9.0: more request wording for some categories only (a victim who names "my ex" is answered about
+    # sextortion, but "as a journalist: my neighbour Sarah topless" is not allowed as a nonconsensual edit)
+    unless_for: dict[str, list[str]] = {}
 
 
 class Context(_Strict):
@@ -162,6 +165,8 @@ class ClassifierCategory(_Strict):
 
     hold_at: float | None = Field(None, gt=0.0, lt=1.0)
     block_at: float | None = Field(None, gt=0.0, lt=1.0)
+    requires: list[str] = Field([], description="since 1.9.0: the score counts only when one of these terms "
+                                                "(@lexicon allowed) is in the text it scored — corroboration")
 
 
 class ClassifierPolicy(_Strict):
@@ -483,8 +488,21 @@ def _semantic_problems(doc: PolicyDocument) -> list[str]:
     if doc.support_context.allow and not doc.support_context.unless:
         problems.append("support_context.allow needs support_context.unless: the request wording (images, edits, "
                         "generation) that keeps a help-seeking prompt from being allowed outright")
+    for name, terms in sorted(doc.support_context.unless_for.items()):
+        if name not in doc.support_context.allow:
+            problems.append(f"support_context.unless_for.{name}: not listed under support_context.allow")
+        for t in terms:
+            if SEQUENCE_MARK in t:
+                problems.append(f"support_context.unless_for.{name}: sequences are not supported here")
+            elif t.startswith("@"):
+                if t[1:] not in doc.lexicons:
+                    problems.append(f"support_context.unless_for.{name}: unknown lexicon {t!r}")
+            else:
+                problems.extend(_term_problem(t, f"support_context.unless_for.{name}"))
     for i, t in enumerate(doc.support_context.unless):
-        if t.startswith("@"):
+        if SEQUENCE_MARK in t:
+            problems.append(f"support_context.unless[{i}]: sequences are not supported here; use terms or @lexicons")
+        elif t.startswith("@"):
             if t[1:] not in doc.lexicons:
                 problems.append(f"support_context.unless[{i}]: unknown lexicon {t!r}")
         else:
@@ -504,6 +522,14 @@ def _semantic_problems(doc: PolicyDocument) -> list[str]:
                 problems.append(f"{where}.hold_at: the category has no hold_at to raise the risk to")
             if mc.block_at is not None and cp.block_at is None:
                 problems.append(f"{where}.block_at: the category has no block_at to raise the risk to")
+            for t in mc.requires:
+                if SEQUENCE_MARK in t:
+                    problems.append(f"{where}.requires: sequences are not supported here; use terms or @lexicons")
+                elif t.startswith("@"):
+                    if t[1:] not in doc.lexicons:
+                        problems.append(f"{where}.requires: unknown lexicon {t!r}")
+                else:
+                    problems.extend(_term_problem(t, f"{where}.requires"))
     for i, c in enumerate(doc.contexts):
         where = f"contexts[{i}] (id {c.id!r})"
         if (c.any is None) == (c.all is None):
@@ -514,7 +540,10 @@ def _semantic_problems(doc: PolicyDocument) -> list[str]:
             elif name not in doc.categories:
                 problems.append(f"{where}.allow: {name!r} is not declared under categories")
         groups = [c.any] if c.any is not None else [g if isinstance(g, list) else [g] for g in (c.all or [])]
-        for t in [t for g in groups for t in g] + list(c.unless):
+        for t in c.unless:
+            if SEQUENCE_MARK in t:
+                problems.append(f"{where}.unless: sequences are not supported here; use terms or @lexicons")
+        for t in [t for g in groups for t in g] + [t for t in c.unless if SEQUENCE_MARK not in t]:
             if t.startswith("@") and SEQUENCE_MARK not in t:
                 if t[1:] not in doc.lexicons:
                     problems.append(f"{where}: unknown lexicon {t!r}")
@@ -614,11 +643,14 @@ def policy_from_data(data: Any, source: str = "", base: Path | None = None) -> P
     dumped = doc.model_dump(mode="json", by_alias=True)
     if dumped.get("classifier") is None:
         dumped.pop("classifier", None)  # a policy without a classifier keeps the hash it had before the field existed
-    for key in ("allow", "unless"):  # likewise a policy without these (every version before 1.5.0)
+    for key in ("allow", "unless", "unless_for"):  # likewise a policy without these (every version before 1.5.0)
         if not dumped["support_context"][key]:
             del dumped["support_context"][key]
     if not dumped["contexts"]:
         del dumped["contexts"]  # likewise (every version before 1.8.0)
+    for mc in (dumped.get("classifier") or {}).get("categories", {}).values():
+        if not mc["requires"]:
+            del mc["requires"]  # likewise (every version before 1.9.0)
     canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"),
                            ensure_ascii=False, allow_nan=False).encode("utf-8")
     return Policy(document=doc, sha256=hashlib.sha256(canonical).hexdigest(), canonical_json=canonical,

@@ -62,7 +62,7 @@ from pipeline.prompt_model import PromptModel, file_sha256, load_model, model_pa
 
 STAGE = "prompt_safety"
 STAGE_CODE_VERSION = "1.2.0"  # 1.2.0: support_context.allow / unless (policy 1.5.0 on); unless read with the help wording blanked
-DEFAULT_MODEL = "prompt_classifier_v6"  # the model the shipped default policy names (1.7.0: "_v5", 1.6.0: "_v4", 1.4.0/1.5.0: "_v3", 1.3.0: "_v2", 1.2.0: "prompt_classifier")
+DEFAULT_MODEL = "prompt_classifier_v7"  # the model the shipped default policy names (1.8.0: "_v6", 1.7.0: "_v5", 1.6.0: "_v4", 1.4.0/1.5.0: "_v3", 1.3.0: "_v2", 1.2.0: "prompt_classifier")
 _TOKEN = re.compile(r"\S+")
 _EVIDENCE_CHARS = 60
 _ALT = "folded_alt"
@@ -243,15 +243,6 @@ def _round(x: float) -> float:
     return round(x, 6)
 
 
-def _blank(text: str, matches: list[re.Match[str]]) -> str:
-    """``text`` with the help-seeking wording blanked out, so that its own words ("get them *removed*")
-    are not read as a request; every other word still is ("how do I report this? *remove* her top")."""
-    chars = list(text)
-    for m in matches:
-        chars[m.start():m.end()] = " " * (m.end() - m.start())
-    return "".join(chars)
-
-
 class PromptSafety:
     """A policy compiled for the prompt-safety layer. Stateless and thread-safe; use
     :meth:`check` for a single prompt and :class:`Session` for a conversation."""
@@ -318,6 +309,15 @@ class PromptSafety:
         self._support_allow = frozenset(doc.support_context.allow)
         unless = [t for e in doc.support_context.unless for t in (doc.lexicons[e[1:]] if e.startswith("@") else [e])]
         self._unless = compile_terms(sorted(set(unless))) if unless else None
+        self._unless_for: dict[str, re.Pattern[str]] = {}
+        for name, extra in doc.support_context.unless_for.items():
+            terms = [t for e in extra for t in (doc.lexicons[e[1:]] if e.startswith("@") else [e])]
+            self._unless_for[name] = compile_terms(sorted(set(terms)))
+        self._requires: dict[str, re.Pattern[str]] = {}
+        for name, mc in (doc.classifier.categories.items() if doc.classifier is not None else ()):
+            if mc.requires:
+                terms = [t for e in mc.requires for t in (doc.lexicons[e[1:]] if e.startswith("@") else [e])]
+                self._requires[name] = compile_terms(sorted(set(terms)))
         self._categories = sorted(doc.categories)
         self._classifier: ClassifierPolicy | None = doc.classifier
         self._model: PromptModel | None = None
@@ -454,9 +454,10 @@ class PromptSafety:
             alt = model.scores(views[_ALT])
             turn = {c: max(turn[c], alt[c]) for c in turn}
         signals: dict[str, ModelSignal] = {}
+        here = [v for k, v in views.items() if k != "canonical"]
         for c in clf.categories:
             lv = self._level(c, turn[c])
-            if lv is not None:
+            if lv is not None and self._corroborated(c, here):
                 signals[c] = ModelSignal(c, "turn", turn[c], lv[1], lv[0], lv[2])
         prior = history[-(window_turns - 1):] if window_turns > 1 else []
         if clf.session and prior:
@@ -464,12 +465,21 @@ class PromptSafety:
             joined = model.scores(before + "\n" + views["folded"])
             earlier = model.scores(before)
             for c in clf.categories:
+                if not self._corroborated(c, here + [before]):
+                    continue
                 lv, was = self._level(c, joined[c]), self._level(c, earlier[c])
                 if lv is None or (was is not None and was[2] >= lv[2]):
                     continue  # not over a threshold, or the earlier turns were already there on their own
                 if c not in signals or signals[c].risk < lv[2]:
                     signals[c] = ModelSignal(c, "session", joined[c], lv[1], lv[0], lv[2])
         return {c: turn[c] for c in clf.categories}, [signals[c] for c in sorted(signals)]
+
+    def _corroborated(self, category: str, texts: list[str]) -> bool:
+        """A category with ``requires`` counts the classifier only when one of its terms is in the text
+        scored: since 1.9.0 the classifier may block child sexual exploitation, but "draw my 12 year old
+        daughter as a superhero" scored 1.0 — a child alone is not abuse."""
+        pat = self._requires.get(category)
+        return pat is None or any(pat.search(t) for t in texts)
 
     def _decide(self, text: object, surface: object, history: list[_Turn]) -> tuple[Decision, _Turn]:
         checked = self._check_input(text, surface)
@@ -478,11 +488,14 @@ class PromptSafety:
         fired = self._evaluate(views, history, doc.session.window_turns)
         scores, signals = self._model_scores(views, history, doc.session.window_turns)
         model_risk = {s.category: s.risk for s in signals}
-        found = list(self._support.finditer(views["folded"])) if self._support else []
-        support = tuple(sorted({_evidence(m) for m in found}))
+        support = tuple(sorted({_evidence(m) for m in self._support.finditer(views["folded"])})) if self._support else ()
         previous = history[-1].risk if history else {}
+        # the request wording is read on every view (a structured or "|"-split request is still one)
+        read = [v for k, v in views.items() if k != "canonical"]
         allowable = self._support_allow if support and self._support_allow and not (
-            self._unless is not None and self._unless.search(_blank(views["folded"], found))) else frozenset()
+            self._unless is not None and any(self._unless.search(v) for v in read)) else frozenset()
+        allowable = frozenset(c for c in allowable if c not in self._unless_for or not any(
+            self._unless_for[c].search(v) for v in read))
         support_allowed: list[str] = []
         contexts = self._settings(views)
         for _, allow in contexts:
@@ -506,7 +519,11 @@ class PromptSafety:
                 action = "hold"
             else:
                 action = "allow"
-            if action != "allow" and name in allowable:
+            # never for risk carried over from earlier turns: "how do I report this?" after "take off her
+            # bikini" is the same session's request
+            carried = doc.session.decay * previous.get(name, 0.0)
+            if action != "allow" and name in allowable and (cp.hold_at is None or carried < cp.hold_at) and (
+                    cp.block_at is None or carried < cp.block_at):
                 action = "allow"
                 support_allowed.append(name)
             escalate = escalate or (cp.escalate and action != "allow")

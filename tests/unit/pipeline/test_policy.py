@@ -246,6 +246,15 @@ def test_contexts_are_checked() -> None:
     assert "unknown lexicon '@nope'" in _problem(_doc(contexts=[ctx]))
     ctx = {"id": "art", "any": ["renaissance"], "allow": ["sexual_content"], "unless": []}
     assert "unless" in _problem(_doc(contexts=[ctx]))
+    ctx = {"id": "art", "any": ["renaissance"], "allow": ["sexual_content"], "unless": ["@removal ~2 @clothing"]}
+    assert "sequences are not supported here" in _problem(_doc(contexts=[ctx]))  # once a KeyError at load
+
+
+def test_support_unless_for_and_classifier_requires_are_checked() -> None:
+    sc = {"terms": ["how do i report"], "allow": ["sex_related_crimes"], "unless": ["make"],
+          "unless_for": {"sexual_content": ["her"]}}
+    assert "support_context.unless_for.sexual_content: not listed under support_context.allow" in _problem(
+        _doc(support_context=sc))
 
 
 def test_a_policy_without_support_allow_keeps_its_hash() -> None:
