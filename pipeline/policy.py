@@ -491,22 +491,8 @@ def _semantic_problems(doc: PolicyDocument) -> list[str]:
     for name, terms in sorted(doc.support_context.unless_for.items()):
         if name not in doc.support_context.allow:
             problems.append(f"support_context.unless_for.{name}: not listed under support_context.allow")
-        for t in terms:
-            if SEQUENCE_MARK in t:
-                problems.append(f"support_context.unless_for.{name}: sequences are not supported here")
-            elif t.startswith("@"):
-                if t[1:] not in doc.lexicons:
-                    problems.append(f"support_context.unless_for.{name}: unknown lexicon {t!r}")
-            else:
-                problems.extend(_term_problem(t, f"support_context.unless_for.{name}"))
-    for i, t in enumerate(doc.support_context.unless):
-        if SEQUENCE_MARK in t:
-            problems.append(f"support_context.unless[{i}]: sequences are not supported here; use terms or @lexicons")
-        elif t.startswith("@"):
-            if t[1:] not in doc.lexicons:
-                problems.append(f"support_context.unless[{i}]: unknown lexicon {t!r}")
-        else:
-            problems.extend(_term_problem(t, f"support_context.unless[{i}]"))
+        problems.extend(_word_list_problems(terms, doc, f"support_context.unless_for.{name}"))
+    problems.extend(_word_list_problems(doc.support_context.unless, doc, "support_context.unless"))
     if doc.classifier is not None:
         for name, mc in sorted(doc.classifier.categories.items()):
             where = f"classifier.categories.{name}"
@@ -522,14 +508,7 @@ def _semantic_problems(doc: PolicyDocument) -> list[str]:
                 problems.append(f"{where}.hold_at: the category has no hold_at to raise the risk to")
             if mc.block_at is not None and cp.block_at is None:
                 problems.append(f"{where}.block_at: the category has no block_at to raise the risk to")
-            for t in mc.requires:
-                if SEQUENCE_MARK in t:
-                    problems.append(f"{where}.requires: sequences are not supported here; use terms or @lexicons")
-                elif t.startswith("@"):
-                    if t[1:] not in doc.lexicons:
-                        problems.append(f"{where}.requires: unknown lexicon {t!r}")
-                else:
-                    problems.extend(_term_problem(t, f"{where}.requires"))
+            problems.extend(_word_list_problems(mc.requires, doc, f"{where}.requires"))
     for i, c in enumerate(doc.contexts):
         where = f"contexts[{i}] (id {c.id!r})"
         if (c.any is None) == (c.all is None):
@@ -539,16 +518,14 @@ def _semantic_problems(doc: PolicyDocument) -> list[str]:
                 problems.append(f"{where}.allow: {CSE} cannot be allowed by a context (it is always block + escalate)")
             elif name not in doc.categories:
                 problems.append(f"{where}.allow: {name!r} is not declared under categories")
+        problems.extend(_word_list_problems(c.unless, doc, f"{where}.unless"))
         groups = [c.any] if c.any is not None else [g if isinstance(g, list) else [g] for g in (c.all or [])]
-        for t in c.unless:
+        for t in [t for g in groups for t in g]:
             if SEQUENCE_MARK in t:
-                problems.append(f"{where}.unless: sequences are not supported here; use terms or @lexicons")
-        for t in [t for g in groups for t in g] + [t for t in c.unless if SEQUENCE_MARK not in t]:
-            if t.startswith("@") and SEQUENCE_MARK not in t:
+                problems.extend(_sequence_problem(t, doc, where))
+            elif t.startswith("@"):
                 if t[1:] not in doc.lexicons:
                     problems.append(f"{where}: unknown lexicon {t!r}")
-            elif SEQUENCE_MARK in t:
-                problems.extend(_sequence_problem(t, doc, where))
             else:
                 problems.extend(_term_problem(t, f"{where} term"))
     seen: set[str] = set()
@@ -583,6 +560,21 @@ def _semantic_problems(doc: PolicyDocument) -> list[str]:
                         problems.append(f"{where}: unknown lexicon {t!r}")
                 else:
                     problems.extend(_term_problem(t, f"{where} term"))
+    return problems
+
+
+def _word_list_problems(terms: list[str], doc: PolicyDocument, where: str) -> list[str]:
+    """Problems of a plain word list (``unless``, ``unless_for``, ``requires``): terms and ``@lexicon``
+    references, no sequences (they are compiled as one pattern, not per rule)."""
+    problems = []
+    for t in terms:
+        if SEQUENCE_MARK in t:
+            problems.append(f"{where}: sequences are not supported here; use terms or @lexicons")
+        elif t.startswith("@"):
+            if t[1:] not in doc.lexicons:
+                problems.append(f"{where}: unknown lexicon {t!r}")
+        else:
+            problems.extend(_term_problem(t, where))
     return problems
 
 

@@ -234,7 +234,7 @@ def test_support_context_allow_is_checked() -> None:
     assert "support_context.allow needs support_context.unless" in msg
     msg = _problem(_doc(support_context={"terms": ["how do i report"], "allow": ["sexual_content"],
                                          "unless": ["@no_such_lexicon"]}))
-    assert "support_context.unless[0]: unknown lexicon '@no_such_lexicon'" in msg
+    assert "support_context.unless: unknown lexicon '@no_such_lexicon'" in msg
 
 
 def test_contexts_are_checked() -> None:
