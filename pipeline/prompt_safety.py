@@ -31,8 +31,11 @@ For each prompt:
 7. per category, the policy's ``hold_at`` / ``block_at`` route the accumulated risk to allow, hold
    or block — a block becomes a hold when the prompt has the policy's help-seeking wording
    (``support_context``; never for child sexual exploitation), and since policy 1.5.0 a help-seeking
-   prompt that asks for no image, edit or generation (none of ``support_context.unless``) is allowed
-   in the ``support_context.allow`` categories (``support_allowed``). The decision's action is the most
+   prompt that asks for no image, edit or generation (none of ``support_context.unless``, on any view;
+   per category also none of ``unless_for``) is allowed in the ``support_context.allow`` categories
+   (``support_allowed``); since 1.8.0 a benign setting (``contexts``, e.g. an art-history question)
+   can allow categories the same way. Neither ever allows risk carried over from earlier turns, nor
+   child sexual exploitation. The decision's action is the most
    severe; ``escalate`` is set when a category marked ``escalate`` (always child sexual
    exploitation) is not allowed.
 
@@ -61,7 +64,7 @@ from pipeline.policy import ACTIONS, SEQUENCE_MARK, ClassifierPolicy, Policy, de
 from pipeline.prompt_model import PromptModel, file_sha256, load_model, model_path
 
 STAGE = "prompt_safety"
-STAGE_CODE_VERSION = "1.2.0"  # 1.2.0: support_context.allow / unless (policy 1.5.0 on); unless read with the help wording blanked
+STAGE_CODE_VERSION = "1.2.0"  # 1.2.0: support_context allow / unless / unless_for, contexts, classifier requires
 DEFAULT_MODEL = "prompt_classifier_v7"  # the model the shipped default policy names (1.8.0: "_v6", 1.7.0: "_v5", 1.6.0: "_v4", 1.4.0/1.5.0: "_v3", 1.3.0: "_v2", 1.2.0: "prompt_classifier")
 _TOKEN = re.compile(r"\S+")
 _EVIDENCE_CHARS = 60
@@ -296,28 +299,25 @@ class PromptSafety:
                 groups = tuple(group(g if isinstance(g, list) else [g]) for g in (r.all or []))
             rules.append(_Rule(r.id, r.category, r.weight, r.scope, r.view, groups, r.window))
         self._rules = tuple(rules)
+
+        def words(entries: list[str]) -> re.Pattern[str]:
+            """One pattern for a plain word list (terms and @lexicons)."""
+            return compile_terms(sorted({t for e in entries for t in (doc.lexicons[e[1:]] if e.startswith("@") else [e])}))
+
         self._contexts: list[tuple[_Rule, frozenset[str], re.Pattern[str]]] = []
         for c in doc.contexts:
             cgroups = (group(c.any),) if c.any is not None else tuple(
                 group(g if isinstance(g, list) else [g]) for g in (c.all or []))
-            terms = [t for e in c.unless for t in (doc.lexicons[e[1:]] if e.startswith("@") else [e])]
             self._contexts.append((_Rule(c.id, "", 1.0, "turn", "folded", cgroups, c.window), frozenset(c.allow),
-                                   compile_terms(sorted(set(terms)))))
+                                   words(c.unless)))
         self._masks = [(m, compile_terms([m])) for m in sorted(set(doc.masks))]
         self._support = compile_terms(doc.support_context.terms) if doc.support_context.terms else None
         self._downgrade = frozenset(doc.support_context.downgrade)
         self._support_allow = frozenset(doc.support_context.allow)
-        unless = [t for e in doc.support_context.unless for t in (doc.lexicons[e[1:]] if e.startswith("@") else [e])]
-        self._unless = compile_terms(sorted(set(unless))) if unless else None
-        self._unless_for: dict[str, re.Pattern[str]] = {}
-        for name, extra in doc.support_context.unless_for.items():
-            terms = [t for e in extra for t in (doc.lexicons[e[1:]] if e.startswith("@") else [e])]
-            self._unless_for[name] = compile_terms(sorted(set(terms)))
-        self._requires: dict[str, re.Pattern[str]] = {}
-        for name, mc in (doc.classifier.categories.items() if doc.classifier is not None else ()):
-            if mc.requires:
-                terms = [t for e in mc.requires for t in (doc.lexicons[e[1:]] if e.startswith("@") else [e])]
-                self._requires[name] = compile_terms(sorted(set(terms)))
+        self._unless = words(doc.support_context.unless) if doc.support_context.unless else None
+        self._unless_for = {name: words(extra) for name, extra in doc.support_context.unless_for.items()}
+        self._requires = {name: words(mc.requires) for name, mc in
+                          (doc.classifier.categories.items() if doc.classifier is not None else ()) if mc.requires}
         self._categories = sorted(doc.categories)
         self._classifier: ClassifierPolicy | None = doc.classifier
         self._model: PromptModel | None = None
