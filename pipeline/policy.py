@@ -116,8 +116,11 @@ class SupportContext(_Strict):
     *allowed*, and the decision says so (``support_allowed``). A victim asking how to get a leaked
     photo taken down, a parent asking how to report, a teacher preparing a sextortion lesson get an
     answer at once instead of waiting in a review queue; a request that borrows the wording but asks
-    for an image or an edit still finds at least a human. Child sexual exploitation and privacy stay
-    out of reach of both (the loader refuses child sexual exploitation in either list)."""
+    for an image or an edit still finds at least a human. ``unless`` is read on every view of the prompt;
+    ``unless_for`` adds wording for single categories (since 1.9.0: the default policy allows sexual
+    content only when no other person, garment or described nudity is named, and no longer lists
+    nonconsensual edits). Risk carried over from earlier turns is never allowed. Child sexual
+    exploitation cannot be listed in either list (the loader refuses it)."""
 
     terms: list[str] = []
     downgrade: list[str] = []
@@ -521,13 +524,7 @@ def _semantic_problems(doc: PolicyDocument) -> list[str]:
         problems.extend(_word_list_problems(c.unless, doc, f"{where}.unless"))
         groups = [c.any] if c.any is not None else [g if isinstance(g, list) else [g] for g in (c.all or [])]
         for t in [t for g in groups for t in g]:
-            if SEQUENCE_MARK in t:
-                problems.extend(_sequence_problem(t, doc, where))
-            elif t.startswith("@"):
-                if t[1:] not in doc.lexicons:
-                    problems.append(f"{where}: unknown lexicon {t!r}")
-            else:
-                problems.extend(_term_problem(t, f"{where} term"))
+            problems.extend(_group_entry_problems(t, doc, where))
     seen: set[str] = set()
     for i, r in enumerate(doc.rules):
         where = f"rules[{i}] (id {r.id!r})"
@@ -553,14 +550,17 @@ def _semantic_problems(doc: PolicyDocument) -> list[str]:
             if not group:
                 problems.append(f"{where}: group {g} is empty")
             for t in group:
-                if SEQUENCE_MARK in t:
-                    problems.extend(_sequence_problem(t, doc, where))
-                elif t.startswith("@"):
-                    if t[1:] not in doc.lexicons:
-                        problems.append(f"{where}: unknown lexicon {t!r}")
-                else:
-                    problems.extend(_term_problem(t, f"{where} term"))
+                problems.extend(_group_entry_problems(t, doc, where))
     return problems
+
+
+def _group_entry_problems(entry: str, doc: PolicyDocument, where: str) -> list[str]:
+    """Problems of one entry of a rule's (or a context's) group: a sequence, a lexicon or a term."""
+    if SEQUENCE_MARK in entry:
+        return _sequence_problem(entry, doc, where)
+    if entry.startswith("@"):
+        return [] if entry[1:] in doc.lexicons else [f"{where}: unknown lexicon {entry!r}"]
+    return _term_problem(entry, f"{where} term")
 
 
 def _word_list_problems(terms: list[str], doc: PolicyDocument, where: str) -> list[str]:
