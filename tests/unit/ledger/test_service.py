@@ -360,3 +360,41 @@ def test_access_records_do_not_join_or_flood_traces(ledger: Ledger) -> None:
     child = ledger.append([artifact(3, links=[{"rel": "source", "id": x}])])[0].id
     t = ledger.trace(x, max_nodes=40)
     assert child in t.nodes and y not in t.nodes  # y is joined to x only through the reads
+
+
+def test_a_large_batch_pauses_the_cyclic_gc_and_resumes_it(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The collector is paused while a large batch is validated and sequenced, resumed after it
+    (also after a refused batch), and left alone for small appends and when it was already off."""
+    import gc
+
+    import ledger.service as service
+
+    seen: list[bool] = []
+    real = service.validate
+
+    def spy(item, **kw):  # type: ignore[no-untyped-def]
+        seen.append(gc.isenabled())
+        return real(item, **kw)
+
+    monkeypatch.setattr(service, "validate", spy)
+    n = service.GC_PAUSE_MIN_BATCH
+    assert gc.isenabled()
+    ledger.append([artifact(i) for i in range(n)], publish=False)
+    assert seen == [False] * n and gc.isenabled()
+
+    seen.clear()
+    ledger.append([artifact(1000)], publish=False)
+    assert seen == [True] and gc.isenabled()
+
+    seen.clear()
+    size = ledger.size()
+    with pytest.raises(InvalidInput):
+        ledger.append([artifact(2000 + i) for i in range(n - 1)] + [{"kind": "nope"}], publish=False)
+    assert ledger.size() == size and gc.isenabled() and not any(seen)
+
+    gc.disable()
+    try:
+        ledger.append([artifact(3000 + i) for i in range(n)], publish=False)
+        assert not gc.isenabled()  # it was off before: a batch does not turn it on
+    finally:
+        gc.enable()
