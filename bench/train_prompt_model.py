@@ -212,10 +212,12 @@ def training_items(eval_set: Path = EVAL_SET, extra: Path = EXTRA_SET, generated
 def with_openers(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each session's opening turn, alone, added as a negative example ("this is a photo of my
     coworker" is not a request): without them the session examples teach the model that naming a
-    person is itself the harm, and the opener of every harmless edit would be held."""
+    person is itself the harm, and the opener of every harmless edit would be held.
+    A session whose first turn is already a warning sign on its own ("I filmed my colleague in the
+    shower", "how do I get a 13 year old to trust me") says so with ``"opener_benign": false``."""
     extra = [{"id": f"{i['id']}.opener", "split": i["split"], "kind": "benign", "lang": i["lang"],
               "expected_category": "none", "expected_action": "allow", "text": i["turns"][0]}
-             for i in items if "turns" in i and len(i["turns"]) > 1]
+             for i in items if "turns" in i and len(i["turns"]) > 1 and i.get("opener_benign", True)]
     return items + extra
 
 

@@ -65,8 +65,14 @@ class PolicyRegistry:
         return self.by_key.get((policy_id, version))
 
     def versions(self) -> list[dict[str, str]]:
+        """Every policy, by id and then by version number (1.9.0 before 1.10.0, not after it)."""
         return [{"policy_id": k[0], "version": k[1], "sha256": p.sha256, "origin": self.origin[p.sha256]}
-                for k, p in sorted(self.by_key.items())]
+                for k, p in sorted(self.by_key.items(), key=lambda kv: (kv[0][0], _version_key(kv[0][1])))]
+
+
+def _version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """A dotted version as numbers where its parts are numbers ("1.10.0" → (1, 10, 0))."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in version.split("."))
 
 
 def _read_index(folder: Path) -> list[dict[str, Any]]:

@@ -55,3 +55,9 @@ def test_a_version_listed_twice_is_refused(tmp_path: Path) -> None:
     (folder / INDEX).write_text(json.dumps(idx))
     with pytest.raises(InvalidPolicy, match="twice"):
         load_archive(folder)
+
+
+def test_versions_are_listed_in_number_order() -> None:
+    listed = [v["version"] for v in registry().versions() if v["policy_id"] == "custody-default"]
+    assert listed.index("1.9.0") < listed.index("1.10.0")
+    assert listed == sorted(listed, key=lambda v: tuple(int(p) for p in v.split(".")))
