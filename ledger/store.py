@@ -13,6 +13,16 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
+# Stored hashes (numbered by Go tlog's stored hash index, see ledger.merkle) are kept in tiles:
+# tile t holds the hashes with ids [t*K, (t+1)*K), 32 bytes each, concatenated, written once,
+# when complete. A hash whose tile is not complete when it is written gets a row of its own
+# (``tree_nodes``); that row stays when the tile is written later ("shadowed" by the tile).
+# K = 62: 1,984 bytes, so two tiles share a 4 KiB SQLite page and four an 8 KiB PostgreSQL page,
+# inline (under PostgreSQL's 2,032-byte TOAST threshold); 64 would leave half of each SQLite
+# page empty and be toasted out of line by PostgreSQL (BENCHMARKS.md, "Node tiles").
+# A storage-format constant: migration 0005 backfills with the same value.
+NODE_TILE_SIZE = 62
+
 
 class EntryRow(NamedTuple):
     """An entry's row. A tuple in column order: inserted as it is, built once per record."""
@@ -41,6 +51,22 @@ class SealedRow:
     blob: bytes
 
 
+class NodeChunk(NamedTuple):
+    """What ``Store.iter_chunks`` yields: entries and the stored hashes around them, as stored.
+
+    The entries' appends wrote the stored hashes [``first_id``, ``end_id``). ``tiles`` are the
+    ``(tile, hashes)`` rows of the tiles that overlap them; ``rows`` the individual ``(id, hash)``
+    rows from the first of those tiles' first id up to ``end_id``. Nothing is merged or checked:
+    that is verify's job.
+    """
+
+    entries: list[tuple[int, bytes]]
+    first_id: int
+    end_id: int
+    tiles: list[tuple[int, bytes]]
+    rows: list[tuple[int, bytes]]
+
+
 @dataclass(frozen=True)
 class CheckpointRow:
     id: int
@@ -56,8 +82,12 @@ class Reader(Protocol):
     def size(self) -> int: ...
     def entry(self, idx: int) -> EntryRow | None: ...
     def entries(self, start: int, stop: int) -> list[tuple[int, bytes]]: ...
+    # Stored hashes by stored index, whether a tile or a row holds them (a tile wins):
     def nodes(self, ids: Sequence[int]) -> dict[int, bytes]: ...
     def node_range(self, start: int, stop: int) -> list[tuple[int, bytes]]: ...
+    # The two tables as stored (verify compares them): tiles [start, stop), rows with ids [start, stop).
+    def node_tiles(self, start: int, stop: int) -> list[tuple[int, bytes]]: ...
+    def node_rows(self, start: int, stop: int) -> list[tuple[int, bytes]]: ...
     def links_from(self, idxs: Sequence[int]) -> list[LinkRow]: ...
     def links_to(self, idxs: Sequence[int]) -> list[LinkRow]: ...
     def by_idempotency_keys(self, keys: Sequence[str]) -> dict[str, tuple[int, bytes | None]]: ...
@@ -85,6 +115,8 @@ class Writer(Reader, Protocol):
     """One write transaction; writers are serialised, so ``size()`` is stable inside it."""
 
     def insert_entries(self, rows: Sequence[EntryRow]) -> None: ...
+    # ``rows`` are the next stored hashes, consecutive ids from the current count: the store writes
+    # each tile they complete as one row, and only the still-incomplete tail as rows.
     def insert_nodes(self, rows: Sequence[tuple[int, bytes]]) -> None: ...
     def insert_links(self, rows: Sequence[LinkRow]) -> None: ...
     def insert_sealed(self, rows: Sequence[SealedRow]) -> None: ...
@@ -96,8 +128,10 @@ class Writer(Reader, Protocol):
 
 
 class Store(Protocol):
+    tile_size: int  # hashes per tile (NODE_TILE_SIZE)
+
     def migrate(self) -> None: ...
     def read(self) -> AbstractContextManager[Reader]: ...
     def write(self) -> AbstractContextManager[Writer]: ...
-    def iter_chunks(self, start: int, stop: int, chunk: int) -> Iterator[tuple[list[tuple[int, bytes]], list[tuple[int, bytes]]]]: ...
+    def iter_chunks(self, start: int, stop: int, chunk: int) -> Iterator[NodeChunk]: ...
     def close(self) -> None: ...

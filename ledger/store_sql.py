@@ -8,6 +8,12 @@ per-row overhead would cost more than the hashing.
 
 Append-only is enforced twice: this module has no UPDATE or DELETE for ledger tables, and the
 migration installs triggers that make the database refuse them (see migrations/versions).
+
+Stored hashes live in tiles of ``NODE_TILE_SIZE`` (``node_tiles``, one row per complete tile),
+and as single rows (``tree_nodes``) only while their tile is incomplete: a batch of 1,000
+entries writes about 32 tile rows and a few single rows instead of about 2,000 rows. Rows a
+later tile covers stay where they are (append-only); reads prefer the tile, and verify checks
+that both agree.
 """
 
 from __future__ import annotations
@@ -25,10 +31,11 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlch
 from sqlmodel import Field, SQLModel, create_engine
 
 from ledger.errors import Conflict, StorageError
-from ledger.store import CheckpointRow, EntryRow, LinkRow, SealedRow
+from ledger.store import NODE_TILE_SIZE, CheckpointRow, EntryRow, LinkRow, NodeChunk, SealedRow
 
 PG_WRITER_LOCK = 0x637573746F6479  # "custody": the advisory lock that serialises writers
-APPEND_ONLY_TABLES = ("entries", "tree_nodes", "links", "sealed_values", "checkpoints")
+APPEND_ONLY_TABLES = ("entries", "tree_nodes", "node_tiles", "links", "sealed_values", "checkpoints")
+HASH_SIZE = 32
 
 
 # SQLite: INTEGER PRIMARY KEY makes the key the rowid (a clustered table, no second index).
@@ -68,11 +75,21 @@ class Entry(SQLModel, table=True):
 
 
 class TreeNode(SQLModel, table=True):
-    """Every complete subtree hash, keyed by Go tlog's stored hash index (see ledger.merkle)."""
+    """A complete subtree hash, keyed by Go tlog's stored hash index (see ledger.merkle), written
+    while its tile was incomplete (migration 0005; before it, every stored hash had a row here)."""
 
     __tablename__ = "tree_nodes"
     id: int = Field(sa_column=Column(BIGINT, primary_key=True, autoincrement=False))
     hash: bytes = _blob()
+
+
+class NodeTile(SQLModel, table=True):
+    """Stored hashes [tile·K, (tile+1)·K), 32 bytes each, concatenated; written once, complete
+    (K = ``ledger.store.NODE_TILE_SIZE``). Migration 0005."""
+
+    __tablename__ = "node_tiles"
+    tile: int = Field(sa_column=Column(BIGINT, primary_key=True, autoincrement=False))
+    hashes: bytes = _blob()
 
 
 class Link(SQLModel, table=True):
@@ -128,6 +145,8 @@ def sqlite_url(data_dir: Path) -> str:
 
 class SqlStore:
     """The ledger's rows in SQLite or PostgreSQL (``url`` is an SQLAlchemy URL)."""
+
+    tile_size = NODE_TILE_SIZE  # a format constant; tests may set a small one on a fresh database
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -189,7 +208,7 @@ class SqlStore:
                     with conn.begin():
                         if write and self.dialect == "postgresql":
                             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITER_LOCK})")
-                        yield _SqlTxn(conn, self._p, self.dialect)
+                        yield _SqlTxn(conn, self._p, self.dialect, self.tile_size)
                 finally:
                     conn.info["write"] = False
         except IntegrityError as err:
@@ -215,15 +234,19 @@ class SqlStore:
     def write(self) -> Any:
         return self._txn(write=True)
 
-    def iter_chunks(self, start: int, stop: int, chunk: int = 20_000) -> Iterator[tuple[list[tuple[int, bytes]], list[tuple[int, bytes]]]]:
-        """Entries [start, stop) with the stored nodes they produced, chunk by chunk, each chunk
-        read in its own short transaction (so a long verify does not hold a snapshot open)."""
+    def iter_chunks(self, start: int, stop: int, chunk: int = 20_000) -> Iterator[NodeChunk]:
+        """Entries [start, stop) with the stored hashes they produced, as stored (tiles and rows,
+        see ``NodeChunk``), chunk by chunk, each chunk read in its own short transaction (so a long
+        verify does not hold a snapshot open)."""
         from ledger.merkle import stored_hash_count, stored_hash_index
 
+        k = self.tile_size
         for a in range(start, stop, chunk):
             b = min(stop, a + chunk)
+            first, end = stored_hash_index(0, a), stored_hash_count(b)
             with self.read() as r:
-                part = r.entries(a, b), r.node_range(stored_hash_index(0, a), stored_hash_count(b))
+                part = NodeChunk(r.entries(a, b), first, end, r.node_tiles(first // k, -(-end // k)),
+                                 r.node_rows(first // k * k, end))
             yield part  # outside the transaction: the caller's work does not hold it open
 
 
@@ -235,10 +258,11 @@ class _SqlTxn:
     durable append is a handful of statements around one fsync.
     """
 
-    def __init__(self, conn: Connection, p: str, dialect: str) -> None:
+    def __init__(self, conn: Connection, p: str, dialect: str, tile_size: int = NODE_TILE_SIZE) -> None:
         self.conn = conn
         self._p = p
         self.dialect = dialect
+        self.tile_size = tile_size
         self._cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
 
     def _sql(self, sql: str) -> str:
@@ -271,21 +295,90 @@ class _SqlTxn:
         return rows if self.dialect == "sqlite" else [(i, bytes(d)) for i, d in rows]
 
     def nodes(self, ids: Sequence[int]) -> dict[int, bytes]:
+        """Stored hashes by id, from their tile or else their row; ids stored nowhere are left out.
+
+        One statement in the common case: the tiles of all ids, and, in case the highest of those
+        tiles is not complete yet, that tile's ids as rows (a proof against the latest size always
+        reads the last stored hash). Anything still missing (a proof against an older size, a
+        snapshot taken before a tile was written) is looked up as rows in a second statement.
+        """
+        k = self.tile_size
         out: dict[int, bytes] = {}
-        ids = list(ids)
-        for k in range(0, len(ids), 500):
-            part = ids[k:k + 500]
+        by_tile: dict[int, list[int]] = {}
+        for i in sorted(set(ids)):
+            by_tile.setdefault(i // k, []).append(i)
+        if not by_tile:
+            return out
+        tiles = list(by_tile)
+        loose: dict[int, bytes] = {}
+        full = k * HASH_SIZE
+        for c in range(0, len(tiles), 500):
+            part = tiles[c:c + 500]
+            sql = f"SELECT tile, hashes FROM node_tiles WHERE tile IN ({self._in(len(part))})"
+            params: list[int] = part
+            if c + 500 >= len(tiles):
+                top = by_tile[tiles[-1]]
+                sql += f" UNION ALL SELECT -1 - id, hash FROM tree_nodes WHERE id IN ({self._in(len(top))})"
+                params = part + top
+            for key, blob in self._all(sql, params):
+                if key < 0:
+                    loose[-1 - key] = bytes(blob)
+                elif len(blob) == full:  # a damaged tile is no source (verify names it)
+                    base = key * k
+                    for i in by_tile[key]:
+                        o = (i - base) * HASH_SIZE
+                        out[i] = bytes(blob[o:o + HASH_SIZE])
+        for i, h in loose.items():
+            out.setdefault(i, h)
+        missing = [i for t in tiles for i in by_tile[t] if i not in out]
+        for c in range(0, len(missing), 500):
+            part = missing[c:c + 500]
             for i, h in self._all(f"SELECT id, hash FROM tree_nodes WHERE id IN ({self._in(len(part))})", part):
                 out[i] = bytes(h)
         return out
 
     def node_range(self, start: int, stop: int) -> list[tuple[int, bytes]]:
+        """Every stored hash with an id in [start, stop), in id order, from its tile or else its row."""
+        if stop <= start:
+            return []
+        k = self.tile_size
+        full = k * HASH_SIZE
+        out: dict[int, bytes] = {}
+        for t, blob in self.node_tiles(start // k, -(-stop // k)):
+            if len(blob) != full:
+                continue
+            base = t * k
+            for i in range(max(start, base), min(stop, base + k)):
+                o = (i - base) * HASH_SIZE
+                out[i] = blob[o:o + HASH_SIZE]
+        gaps = [i for i in range(start, stop) if i not in out]
+        if gaps:
+            for i, h in self.node_rows(gaps[0], gaps[-1] + 1):
+                out.setdefault(i, h)
+        return sorted(out.items())
+
+    def node_tiles(self, start: int, stop: int) -> list[tuple[int, bytes]]:
+        rows = self._all("SELECT tile, hashes FROM node_tiles WHERE tile >= ? AND tile < ? ORDER BY tile",
+                         (start, stop))
+        return rows if self.dialect == "sqlite" else [(t, bytes(h)) for t, h in rows]
+
+    def node_rows(self, start: int, stop: int) -> list[tuple[int, bytes]]:
         rows = self._all("SELECT id, hash FROM tree_nodes WHERE id >= ? AND id < ? ORDER BY id", (start, stop))
         return rows if self.dialect == "sqlite" else [(i, bytes(h)) for i, h in rows]
 
     def leaf_ids_with_hash(self, h: bytes) -> list[int]:
-        """Stored ids of nodes equal to ``h`` (a table scan: only verify's failure path uses it)."""
-        return [r[0] for r in self._all("SELECT id FROM tree_nodes WHERE hash = ? ORDER BY id", (h,))]
+        """Stored ids of hashes equal to ``h``, in tiles or rows (table scans: only verify's
+        failure path uses it)."""
+        ids = {r[0] for r in self._all("SELECT id FROM tree_nodes WHERE hash = ?", (h,))}
+        find = "instr(hashes, ?) > 0" if self.dialect == "sqlite" else "position(? in hashes) > 0"
+        for t, blob in self._all(f"SELECT tile, hashes FROM node_tiles WHERE {find}", (h,)):
+            blob = bytes(blob)
+            pos = blob.find(h)
+            while pos >= 0:
+                if pos % HASH_SIZE == 0:  # a match across two hashes is no match
+                    ids.add(t * self.tile_size + pos // HASH_SIZE)
+                pos = blob.find(h, pos + 1)
+        return sorted(ids)
 
     def derived_rows(self, start: int, stop: int) -> tuple[dict[int, tuple[str, str | None]],
                                                            dict[int, set[tuple[int, str]]], dict[int, set[str]]]:
@@ -415,6 +508,33 @@ class _SqlTxn:
                    "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)  # EntryRow is a tuple in column order
 
     def insert_nodes(self, rows: Sequence[tuple[int, bytes]]) -> None:
+        """The next stored hashes (consecutive ids from the current count): each tile they complete
+        as one ``node_tiles`` row, the still-incomplete tail as ``tree_nodes`` rows.
+
+        Completing a tile that earlier writes began reads those hashes back from ``tree_nodes``
+        (writers are serialised, so they are all there); the rows stay (append-only).
+        """
+        if not rows:
+            return
+        k = self.tile_size
+        first, end = rows[0][0], rows[-1][0] + 1
+        if end - first != len(rows):
+            raise StorageError(f"stored hashes {first}..{end - 1} are not {len(rows)} consecutive ids")
+        t0, t1 = first // k, end // k  # tiles [t0, t1) are complete after this write
+        if t1 > t0:
+            hashes: list[bytes] = []
+            if first > t0 * k:
+                prior = self.node_rows(t0 * k, first)
+                if len(prior) != first - t0 * k:
+                    raise StorageError(f"cannot complete tile {t0}: stored hashes {t0 * k}..{first - 1} are "
+                                       f"not all in tree_nodes ({len(prior)} of {first - t0 * k})")
+                hashes = [h for _, h in prior]
+            hashes += [h for _, h in rows[:t1 * k - first]]
+            tiles = [(t, b"".join(hashes[(t - t0) * k:(t - t0 + 1) * k])) for t in range(t0, t1)]
+            if any(len(blob) != k * HASH_SIZE for _, blob in tiles):
+                raise StorageError(f"a stored hash in {t0 * k}..{t1 * k - 1} is not {HASH_SIZE} bytes")
+            self._many("INSERT INTO node_tiles (tile, hashes) VALUES (?, ?)", tiles)
+            rows = rows[t1 * k - first:]
         self._many("INSERT INTO tree_nodes (id, hash) VALUES (?, ?)", rows)
 
     def insert_links(self, rows: Sequence[LinkRow]) -> None:

@@ -9,6 +9,10 @@ What is checked, and what each failure is called:
 * each entry's leaf hash, recomputed from its bytes, equals the stored leaf node
   (``modified_record``, or ``reordered_entry`` when the bytes belong at another index), and
   every interior node the append would have written equals the stored one (``bad_tree_node``);
+  stored hashes are read from their tile if the tree (at the size verified) has completed it, else
+  from their ``tree_nodes`` row: a complete tile that is missing or not 62 hashes long, and a
+  ``tree_nodes`` row that disagrees with the tile covering it (a row written before its tile was
+  complete), are ``bad_tree_node`` too, at the entry that wrote the first damaged hash;
 * the root recomputed at each checkpoint's size equals the signed root (``rewritten_history``);
 * consecutive checkpoints are consistent, by proofs built from the stored nodes
   (``inconsistent_checkpoints``);
@@ -34,7 +38,7 @@ from ledger.errors import CustodyError, ProofError
 from ledger.keys import NoteVerifier, open_note
 from ledger.records import canonical_json, parse_json
 from ledger.service import now_rfc3339
-from ledger.store import Store
+from ledger.store import NodeChunk, Store
 
 MAX_PROBLEMS = 50
 
@@ -155,8 +159,18 @@ def verify_ledger(store: Store, verifiers: Sequence[NoteVerifier], origin: str, 
     stop = False
     sha256 = hashlib.sha256
     append_leaf = merkle.append_leaf
-    for entries, nodes in store.iter_chunks(start, size, chunk):
-        k, nn = 0, len(nodes)
+    tile_size = store.tile_size
+    complete_tiles = merkle.stored_hash_count(size) // tile_size  # tiles the tree of ``size`` has completed
+    for part in store.iter_chunks(start, size, chunk):
+        entries = part.entries
+        view = _StoredView(part, tile_size, complete_tiles)
+        nodes, base = view.hashes, part.first_id
+        shadow_entry = None
+        if view.bad_row is not None:
+            shadow_entry = _writer_of(view.bad_row)
+            if shadow_entry < n:  # a row before this chunk, in a tile it shares (incremental runs)
+                problems.append(view.bad_row_problem(shadow_entry))
+                break
         link_leaves = _link_leaves(store, entries) if deep else {}
         derived = _derived(store, entries) if deep else None
         for idx, data in entries:
@@ -169,20 +183,22 @@ def verify_ledger(store: Store, verifiers: Sequence[NoteVerifier], origin: str, 
             leaf = sha256(b"\x00" + data).digest()
             frontier, stored = append_leaf(n, frontier, leaf)
             for sid, h in stored:
-                if k >= nn or nodes[k][0] != sid:
-                    problems.append(Problem("bad_tree_node", f"tree node {sid} (written by entry {n}) is missing",
-                                            index=n))
-                    stop = True
-                elif nodes[k][1] != h:
-                    if sid == stored[0][0]:
-                        problems.append(_leaf_problem(store, n, leaf, nodes))
+                got = nodes[sid - base]
+                if got != h:
+                    if got is None:
+                        problems.append(Problem("bad_tree_node", f"tree node {sid} (written by entry {n}) is "
+                                                f"missing{view.why_missing(sid)}", index=n))
+                    elif sid == stored[0][0]:
+                        problems.append(_leaf_problem(store, n, leaf, view))
                     else:
-                        problems.append(Problem("bad_tree_node", f"tree node {sid} (completed by entry {n}) "
-                                                f"differs from the recomputed subtree hash", index=n))
+                        problems.append(Problem("bad_tree_node", f"tree node {sid} (completed by entry {n}"
+                                                f"{view.where(sid)}) differs from the recomputed subtree hash",
+                                                index=n))
                     stop = True
-                if stop:
                     break
-                k += 1
+            if not stop and n == shadow_entry:
+                problems.append(view.bad_row_problem(n))
+                stop = True
             if not stop and deep:
                 p = _deep_check(n, data, link_leaves, derived)
                 if p:
@@ -228,9 +244,89 @@ def verify_ledger(store: Store, verifiers: Sequence[NoteVerifier], origin: str, 
     return report
 
 
-def _leaf_problem(store: Store, n: int, leaf: bytes, nodes: list[tuple[int, bytes]]) -> Problem:
+class _StoredView:
+    """A chunk's stored hashes as verify reads them, by stored id: from the tile for a tile the
+    verified tree has completed (``complete_tiles``), else from the ``tree_nodes`` row (a later
+    append may have completed the tile since: the rows are what the tree of this size wrote),
+    else from a tile anyway. Also finds the first ``tree_nodes`` row that disagrees with the
+    complete tile covering it."""
+
+    def __init__(self, part: NodeChunk, tile_size: int, complete_tiles: int) -> None:
+        k, base, end = tile_size, part.first_id, part.end_id
+        self.tile_size, self.base = k, base
+        hashes: list[bytes | None] = [None] * (end - base)
+        tiles = dict(part.tiles)
+        self.bad_tiles: dict[int, str] = {}
+        good: dict[int, bytes] = {}
+        for t in range(base // k, min(complete_tiles, -(-end // k))):
+            blob = tiles.get(t)
+            if blob is None:
+                self.bad_tiles[t] = "is missing"
+            elif len(blob) != k * 32:
+                self.bad_tiles[t] = f"holds {len(blob)} bytes, not {k * 32}"
+            else:
+                good[t] = blob
+                lo, hi = max(base, t * k), min(end, t * k + k)
+                o = (lo - t * k) * 32
+                hashes[lo - base:hi - base] = [blob[p:p + 32] for p in range(o, o + (hi - lo) * 32, 32)]
+        tail = complete_tiles * k  # ids from here on are read from their rows
+        self.bad_row: int | None = None
+        for i, h in part.rows:
+            if i >= tail:
+                if i >= base:
+                    hashes[i - base] = h
+            elif self.bad_row is None:
+                blob = good.get(i // k)
+                o = (i - i // k * k) * 32
+                if blob is not None and blob[o:o + 32] != h:
+                    self.bad_row = i
+        # A tail hash without a row, in a tile completed after the size verified (entries were
+        # deleted after it was written): read from that tile, like the ledger's reads would.
+        for t, blob in part.tiles:
+            if t >= complete_tiles and len(blob) == k * 32:
+                for i in range(max(base, t * k), min(end, t * k + k)):
+                    if hashes[i - base] is None:
+                        o = (i - t * k) * 32
+                        hashes[i - base] = blob[o:o + 32]
+        self.hashes = hashes
+        self.complete_tiles = complete_tiles
+
+    def where(self, sid: int) -> str:
+        t = sid // self.tile_size
+        return f", in tile {t}" if t < self.complete_tiles else ""
+
+    def why_missing(self, sid: int) -> str:
+        t = sid // self.tile_size
+        if t in self.bad_tiles:
+            k = self.tile_size
+            return f": tile {t} (tree nodes {t * k}..{t * k + k - 1}) {self.bad_tiles[t]}"
+        return ""
+
+    def bad_row_problem(self, writer: int) -> Problem:
+        sid = self.bad_row
+        assert sid is not None
+        return Problem("bad_tree_node", f"the tree_nodes row of tree node {sid} (written by entry {writer}) "
+                       f"disagrees with tile {sid // self.tile_size}, which also holds it", index=writer)
+
+    def ids_of(self, h: bytes) -> list[int]:
+        return [self.base + j for j, x in enumerate(self.hashes) if x == h]
+
+
+def _writer_of(stored_id: int) -> int:
+    """The entry whose append wrote stored hash ``stored_id`` (the last leaf at or before it)."""
+    lo, hi = 0, stored_id  # stored_hash_index(0, n) >= n: the answer is at most stored_id
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if merkle.stored_hash_index(0, mid) <= stored_id:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _leaf_problem(store: Store, n: int, leaf: bytes, view: _StoredView) -> Problem:
     """A leaf mismatch: say "reordered" if the bytes' hash is another index's stored leaf."""
-    candidates = [sid for sid, h in nodes if h == leaf]
+    candidates = view.ids_of(leaf)
     if not candidates:  # not in this chunk: look in the whole node table (failure path only)
         with store.read() as r:
             candidates = r.leaf_ids_with_hash(leaf)

@@ -72,7 +72,7 @@ def test_full_cli_flow(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFix
     assert code == 0 and len(out) == 2  # type: ignore[arg-type]
 
     code, out, _ = run(capsys, "migrate", "--data-dir", d, "--json")
-    assert code == 0 and out == {"revision": "0004"}
+    assert code == 0 and out == {"revision": "0005"}
 
     code, out, _ = run(capsys, "verify", "--data-dir", d, "--json")
     assert code == 0 and out["ok"] and out["entries_checked"] == 17  # type: ignore[index]

@@ -4,6 +4,12 @@
 uses: nothing goes through ``ledger.store``. ``unguarded(*tables)`` is what an attacker with
 database access would do: in one transaction, drop the append-only triggers of those tables,
 change rows, and put the very same triggers back (so the damage is invisible to the schema).
+
+A stored hash lives in its tile (``node_tiles``) once the tile is complete, and in a ``tree_nodes``
+row if its tile was incomplete when it was written (both, if a later append completed the tile).
+The node helpers (``node``, ``set_node``, ``delete_node``, ``truncate_tree``, ``rewrite_history``)
+change a hash wherever it is stored, as an attacker who wants the damage to be consistent would;
+``set_tile_hash`` / ``set_node_row`` change one copy only.
 """
 
 from __future__ import annotations
@@ -19,9 +25,11 @@ from sqlalchemy.engine import make_url
 
 from ledger import merkle
 from ledger.records import canonical_json
+from ledger.store import NODE_TILE_SIZE
 
-# The append-only tables and the triggers the migration gives each, per dialect.
-APPEND_ONLY = ("entries", "tree_nodes", "links", "sealed_values", "checkpoints", "ledger_meta")
+# The append-only tables and the triggers the migrations give each, per dialect.
+APPEND_ONLY = ("entries", "tree_nodes", "node_tiles", "links", "sealed_values", "checkpoints", "ledger_meta")
+NODE_TABLES = ("tree_nodes", "node_tiles")
 TRIGGERS = {
     "sqlite": ("{t}_no_update", "{t}_no_delete"),
     "postgresql": ("{t}_append_only", "{t}_no_truncate"),
@@ -48,7 +56,8 @@ class Cursor:
 
 
 class Tamper:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, tile_size: int = NODE_TILE_SIZE) -> None:
+        self.tile_size = tile_size
         u = make_url(url)
         self.dialect = u.get_backend_name()
         if self.dialect == "sqlite":
@@ -61,7 +70,7 @@ class Tamper:
 
     @classmethod
     def of(cls, ledger: Any) -> Tamper:
-        return cls(ledger.store.url)
+        return cls(ledger.store.url, ledger.store.tile_size)
 
     @contextmanager
     def _conn(self) -> Iterator[Cursor]:
@@ -129,14 +138,104 @@ class Tamper:
     def all_data(self) -> list[bytes]:
         return [d for _, d in self.query("SELECT idx, data FROM entries ORDER BY idx")]
 
+    def tile(self, t: int) -> bytes | None:
+        rows = self.query("SELECT hashes FROM node_tiles WHERE tile = ?", (t,))
+        return rows[0][0] if rows else None
+
+    def tile_hashes(self, t: int) -> list[tuple[int, bytes]]:
+        blob = self.tile(t)
+        assert blob is not None, f"no tile {t}"
+        return [(t * self.tile_size + j, blob[j * 32:j * 32 + 32]) for j in range(len(blob) // 32)]
+
+    def tiles(self) -> dict[int, bytes]:
+        return dict(self.query("SELECT tile, hashes FROM node_tiles ORDER BY tile"))
+
+    def node_row(self, stored_id: int) -> bytes | None:
+        rows = self.query("SELECT hash FROM tree_nodes WHERE id = ?", (stored_id,))
+        return rows[0][0] if rows else None
+
+    def node_row_ids(self) -> list[int]:
+        return [r[0] for r in self.query("SELECT id FROM tree_nodes ORDER BY id")]
+
     def node(self, stored_id: int) -> bytes:
-        return self.query("SELECT hash FROM tree_nodes WHERE id = ?", (stored_id,))[0][0]
+        """A stored hash as the ledger reads it: from its tile, else from its row."""
+        blob = self.tile(stored_id // self.tile_size)
+        if blob is not None:
+            o = stored_id % self.tile_size * 32
+            return blob[o:o + 32]
+        h = self.node_row(stored_id)
+        assert h is not None, f"stored hash {stored_id} is nowhere"
+        return h
 
     def set_entry_data(self, idx: int, data: bytes) -> None:
         with self.unguarded("entries") as c:
             c.execute("UPDATE entries SET data = ? WHERE idx = ?", (data, idx))
 
+    # --- stored hashes, in a transaction ``unguarded(*NODE_TABLES)`` opened ----------------------
+
+    def put_node(self, c: Cursor, stored_id: int, h: bytes) -> None:
+        """Change a stored hash everywhere it is: its tile and its row."""
+        t, o = divmod(stored_id, self.tile_size)
+        rows = c.execute("SELECT hashes FROM node_tiles WHERE tile = ?", (t,))
+        if rows:
+            blob = rows[0][0]
+            c.execute("UPDATE node_tiles SET hashes = ? WHERE tile = ?", (blob[:o * 32] + h + blob[o * 32 + 32:], t))
+        c.execute("UPDATE tree_nodes SET hash = ? WHERE id = ?", (h, stored_id))
+
+    def drop_node(self, c: Cursor, stored_id: int) -> None:
+        """Remove one stored hash: its row, and its tile, the tile's other hashes kept as rows."""
+        t = stored_id // self.tile_size
+        self._untile(c, t, keep=lambda i: i != stored_id)
+        c.execute("DELETE FROM tree_nodes WHERE id = ?", (stored_id,))
+
+    def drop_nodes_from(self, c: Cursor, count: int) -> None:
+        """Keep only the stored hashes [0, count), the way ``count`` of them would be stored
+        (tiles [0, count // K), rows for the rest): a consistent truncation."""
+        k = self.tile_size
+        c.execute("DELETE FROM tree_nodes WHERE id >= ?", (count,))
+        for (t,) in c.execute("SELECT tile FROM node_tiles WHERE tile >= ? ORDER BY tile", (count // k,)):
+            self._untile(c, t, keep=lambda i: i < count)
+
+    def untile(self, c: Cursor, t: int) -> None:
+        """Delete tile ``t``, every hash of it kept as a row (reads fall back to rows)."""
+        self._untile(c, t, keep=lambda i: True)
+
+    def _untile(self, c: Cursor, t: int, keep: Any) -> None:
+        """Delete tile ``t``, first giving each hash of it that ``keep(id)`` and that has no row one."""
+        rows = c.execute("SELECT hashes FROM node_tiles WHERE tile = ?", (t,))
+        if not rows:
+            return
+        k, blob = self.tile_size, rows[0][0]
+        have = {r[0] for r in c.execute("SELECT id FROM tree_nodes WHERE id >= ? AND id < ?", (t * k, t * k + k))}
+        for j in range(k):
+            i = t * k + j
+            if keep(i) and i not in have:
+                c.execute("INSERT INTO tree_nodes (id, hash) VALUES (?, ?)", (i, blob[j * 32:j * 32 + 32]))
+        c.execute("DELETE FROM node_tiles WHERE tile = ?", (t,))
+
+    # --- stored hashes, each in a transaction of its own ------------------------------------------
+
     def set_node(self, stored_id: int, h: bytes) -> None:
+        with self.unguarded(*NODE_TABLES) as c:
+            self.put_node(c, stored_id, h)
+
+    def delete_node(self, stored_id: int) -> None:
+        with self.unguarded(*NODE_TABLES) as c:
+            self.drop_node(c, stored_id)
+
+    def set_tile_hash(self, stored_id: int, h: bytes) -> None:
+        """Change a hash in its tile only (a row of it, if any, keeps the old value)."""
+        t, o = divmod(stored_id, self.tile_size)
+        blob = self.tile(t)
+        assert blob is not None, f"stored hash {stored_id} has no tile"
+        self.set_tile(t, blob[:o * 32] + h + blob[o * 32 + 32:])
+
+    def set_tile(self, t: int, blob: bytes) -> None:
+        with self.unguarded("node_tiles") as c:
+            c.execute("UPDATE node_tiles SET hashes = ? WHERE tile = ?", (blob, t))
+
+    def set_node_row(self, stored_id: int, h: bytes) -> None:
+        """Change a hash's tree_nodes row only (its tile, if any, keeps the old value)."""
         with self.unguarded("tree_nodes") as c:
             c.execute("UPDATE tree_nodes SET hash = ? WHERE id = ?", (h, stored_id))
 
@@ -147,14 +246,13 @@ class Tamper:
         leaves[idx] = merkle.leaf_hash(data)
         size = len(leaves)
         changed = []
-        with self.unguarded("entries", "tree_nodes") as c:
+        with self.unguarded("entries", *NODE_TABLES) as c:
             c.execute("UPDATE entries SET data = ? WHERE idx = ?", (data, idx))
             level = 0
             while ((idx >> level) + 1) << level <= size:
                 j = idx >> level
                 sid = merkle.stored_hash_index(level, j)
-                c.execute("UPDATE tree_nodes SET hash = ? WHERE id = ?",
-                          (merkle.root_of(leaves[j << level:(j + 1) << level]), sid))
+                self.put_node(c, sid, merkle.root_of(leaves[j << level:(j + 1) << level]))
                 changed.append(sid)
                 level += 1
         return changed

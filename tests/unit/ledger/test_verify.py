@@ -5,6 +5,10 @@ and 14, then tampers with the database through a connection of its own (``tamper
 raw SQL, append-only triggers dropped and put back) and asserts that verify names the damage
 and the first bad index. The last tests check that, with the triggers in place, the database
 itself refuses UPDATE, DELETE and TRUNCATE, and that the CLI reports what verify found.
+
+Every test runs twice: at the ledger's tile size (``NODE_TILE_SIZE``: the 14 entries' 25 stored
+hashes are all ``tree_nodes`` rows, as in any young ledger) and at 4 hashes a tile, where they
+are 6 tiles, 5 rows that a tile completed later covers (8, 9, 10, 20, 21) and one tail row (24).
 """
 
 from __future__ import annotations
@@ -26,12 +30,22 @@ from ledger import merkle
 from ledger.checkpoint import Checkpoint
 from ledger.keys import NoteSigner, sign_note
 from ledger.service import Ledger
+from ledger.store import NODE_TILE_SIZE
+from ledger.store_sql import SqlStore
 from ledger.verify import VerifyReport, verify_ledger
-from tests.unit.ledger.tamper import APPEND_ONLY, Tamper, edited, junk_hash, trigger_names
+from tests.unit.ledger.tamper import APPEND_ONLY, NODE_TABLES, Tamper, edited, junk_hash, trigger_names
 
 BATCHES = (3, 4, 5)  # published one checkpoint per batch; then 2 more, published by publish(force=True)
 SIZE = 14
 CHECKPOINT_SIZES = [0, 3, 7, 12, 14]
+SMALL_TILES = 4
+
+
+@pytest.fixture(autouse=True, params=[NODE_TILE_SIZE, SMALL_TILES], ids=lambda k: f"tiles{k}")
+def tile_size(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """The store's tile size for the whole test (set before the ledger is made: autouse)."""
+    monkeypatch.setattr(SqlStore, "tile_size", request.param)
+    return int(request.param)
 
 
 def record(i: int, pos: int) -> dict[str, Any]:
@@ -203,11 +217,18 @@ def test_deleted_entry(built: Built, idx: int) -> None:
     assert only(built.verify(chunk=4), "missing_entry").index == idx
 
 
-def test_deleted_entry_and_its_nodes(built: Built) -> None:
-    with built.tamper.unguarded("entries", "tree_nodes") as c:
+def test_deleted_entry_and_its_nodes(built: Built, tile_size: int) -> None:
+    with built.tamper.unguarded("entries", *NODE_TABLES) as c:
         c.execute("DELETE FROM entries WHERE idx = 4")
-        c.execute("DELETE FROM tree_nodes WHERE id = ?", (merkle.stored_hash_index(0, 4),))
-    assert only(built.verify(), "missing_entry").index == 4
+        built.tamper.drop_node(c, merkle.stored_hash_index(0, 4))
+    if tile_size == SMALL_TILES:
+        # Entry 4's leaf (stored hash 7) shares tile 1 (hashes 4..7) with entry 3's three hashes. A
+        # tile cannot lose one hash: it was deleted (the others kept as rows), and a complete tile
+        # that is gone is damage at the first hash it held.
+        p = only(built.verify(), "bad_tree_node")
+        assert p.index == 3 and "tile 1 (tree nodes 4..7) is missing" in p.message
+    else:
+        assert only(built.verify(), "missing_entry").index == 4
 
 
 def test_deleted_entry_with_the_rest_shifted_down(built: Built) -> None:
@@ -258,9 +279,9 @@ def test_swapped_entries_across_chunks(built: Built) -> None:
 
 
 def test_truncated_log(built: Built) -> None:
-    with built.tamper.unguarded("entries", "tree_nodes") as c:
+    with built.tamper.unguarded("entries", *NODE_TABLES) as c:
         c.execute("DELETE FROM entries WHERE idx >= 12")
-        c.execute("DELETE FROM tree_nodes WHERE id >= ?", (merkle.stored_hash_count(12),))
+        built.tamper.drop_nodes_from(c, merkle.stored_hash_count(12))
     report = built.verify()
     p = only(report, "truncated_log")
     assert p.index == 12 and p.checkpoint == built.cp[14]
@@ -275,9 +296,9 @@ def test_truncated_log_entries_only(built: Built) -> None:
 
 
 def test_truncated_past_several_checkpoints(built: Built) -> None:
-    with built.tamper.unguarded("entries", "tree_nodes") as c:
+    with built.tamper.unguarded("entries", *NODE_TABLES) as c:
         c.execute("DELETE FROM entries WHERE idx >= 5")
-        c.execute("DELETE FROM tree_nodes WHERE id >= ?", (merkle.stored_hash_count(5),))
+        built.tamper.drop_nodes_from(c, merkle.stored_hash_count(5))
     report = built.verify()
     assert whats(report) == ["truncated_log"] * 3
     assert {p.checkpoint for p in report.problems} == {built.cp[7], built.cp[12], built.cp[14]}
@@ -285,18 +306,19 @@ def test_truncated_past_several_checkpoints(built: Built) -> None:
 
 
 def test_everything_deleted(built: Built) -> None:
-    with built.tamper.unguarded("entries", "tree_nodes") as c:
+    with built.tamper.unguarded("entries", *NODE_TABLES) as c:
         c.execute("DELETE FROM entries")
         c.execute("DELETE FROM tree_nodes")
+        c.execute("DELETE FROM node_tiles")
     report = built.verify()
     assert set(whats(report)) == {"truncated_log"} and report.first_bad_index == 0
 
 
 def test_truncated_log_with_its_checkpoints_removed_after_a_verified_run(built: Built) -> None:
     assert built.verify().ok  # verify_runs now names the checkpoint of size 14
-    with built.tamper.unguarded("entries", "tree_nodes", "checkpoints") as c:
+    with built.tamper.unguarded("entries", *NODE_TABLES, "checkpoints") as c:
         c.execute("DELETE FROM entries WHERE idx >= 12")
-        c.execute("DELETE FROM tree_nodes WHERE id >= ?", (merkle.stored_hash_count(12),))
+        built.tamper.drop_nodes_from(c, merkle.stored_hash_count(12))
         c.execute("DELETE FROM checkpoints WHERE size > 12")
     report = built.verify(incremental=True)
     assert not report.ok
@@ -389,9 +411,9 @@ def test_rollback_to_size_zero(built: Built) -> None:
 def test_truncation_with_a_re_signed_rollback(built: Built) -> None:
     """The log cut back to 7 entries and a fresh checkpoint of size 7 signed on top: both are named
     (a checkpoint beyond the log still raises the high-water size the rollback is measured against)."""
-    with built.tamper.unguarded("entries", "tree_nodes") as c:
+    with built.tamper.unguarded("entries", *NODE_TABLES) as c:
         c.execute("DELETE FROM entries WHERE idx >= 7")
-        c.execute("DELETE FROM tree_nodes WHERE id >= ?", (merkle.stored_hash_count(7),))
+        built.tamper.drop_nodes_from(c, merkle.stored_hash_count(7))
     cid = built.tamper.insert_checkpoint(7, built.roots[7], resign(built.ledger, 7, built.roots[7]))
     report = built.verify()
     assert sorted((p.what, p.checkpoint) for p in report.problems) == sorted(
@@ -419,8 +441,7 @@ def test_modified_interior_node(built: Built, address: tuple[int, int], written_
 
 def test_deleted_interior_node(built: Built) -> None:
     sid = merkle.stored_hash_index(2, 1)
-    with built.tamper.unguarded("tree_nodes") as c:
-        c.execute("DELETE FROM tree_nodes WHERE id = ?", (sid,))
+    built.tamper.delete_node(sid)
     p = only(built.verify(), "bad_tree_node")
     assert p.index == 7 and "missing" in p.message
 
@@ -526,8 +547,7 @@ def test_incremental_detects_tampered_nodes_at_the_verified_size(built: Built,
 
 def test_incremental_detects_a_deleted_node_at_the_verified_size(built: Built) -> None:
     assert built.verify().ok
-    with built.tamper.unguarded("tree_nodes") as c:
-        c.execute("DELETE FROM tree_nodes WHERE id = ?", (merkle.stored_hash_index(2, 2),))
+    built.tamper.delete_node(merkle.stored_hash_index(2, 2))
     report = built.verify(incremental=True)
     assert report.problems[0].what == "rewritten_history"
     assert report.problems[0].checkpoint == built.cp[SIZE]
@@ -579,7 +599,8 @@ def test_deep_names_link_rows_that_disagree_with_the_leaf(built: Built) -> None:
 
 UPDATES = {
     "entries": "UPDATE entries SET data = ? WHERE idx = 5",
-    "tree_nodes": "UPDATE tree_nodes SET hash = ? WHERE id = 5",
+    "tree_nodes": "UPDATE tree_nodes SET hash = ? WHERE id = (SELECT MAX(id) FROM tree_nodes)",
+    "node_tiles": "UPDATE node_tiles SET hashes = ? WHERE tile = 0",
     "links": "UPDATE links SET rel = 'x' || ? WHERE src = 5",
     "sealed_values": "UPDATE sealed_values SET blob = ? WHERE idx = 3",
     "checkpoints": "UPDATE checkpoints SET root = ? WHERE size = 14",
@@ -599,12 +620,20 @@ def _snapshot(built: Built) -> tuple[Any, ...]:
 
 def _refused(built: Built, sql: str, params: tuple[Any, ...] = ()) -> str:
     # sqlite3.IntegrityError / psycopg.errors.RaiseException
-    with pytest.raises(Exception) as info:  # noqa: PT011
+    with pytest.raises(Exception) as info:
         built.tamper.execute(sql, params)
     return str(info.value)
 
 
+def with_a_tile(built: Built) -> None:
+    """At the ledger's own tile size the 14 entries complete no tile: append until one is complete."""
+    while built.tamper.query("SELECT COUNT(*) FROM node_tiles")[0][0] == 0:
+        append_n(built.ledger, 20)
+    assert built.tamper.node_row_ids()  # and some hashes are rows
+
+
 def test_every_append_only_table_has_rows(built: Built) -> None:
+    with_a_tile(built)
     for t in APPEND_ONLY:
         assert built.tamper.query(f"SELECT COUNT(*) FROM {t}")[0][0] > 0, t
     assert built.tamper.query("SELECT COUNT(*) FROM links WHERE src = 5")[0][0] == 1
@@ -613,6 +642,7 @@ def test_every_append_only_table_has_rows(built: Built) -> None:
 
 @pytest.mark.parametrize("table", APPEND_ONLY)
 def test_database_refuses_update_and_delete(built: Built, table: str) -> None:
+    with_a_tile(built)
     before = _snapshot(built)
     msg = _refused(built, UPDATES[table], (_value(table),))
     assert "append-only" in msg and table in msg and "UPDATE" in msg
@@ -628,6 +658,7 @@ def test_database_refuses_update_and_delete(built: Built, table: str) -> None:
 def test_postgres_refuses_truncate(built: Built, table: str) -> None:
     """SQLite has no TRUNCATE (its DELETE without WHERE still fires the row triggers)."""
     assert built.tamper.dialect == "postgresql"
+    with_a_tile(built)
     before = _snapshot(built)
     msg = _refused(built, f"TRUNCATE {table}")
     assert "append-only" in msg and "TRUNCATE" in msg
@@ -644,17 +675,22 @@ def test_triggers_have_their_names(built: Built) -> None:
 def test_tampering_puts_the_triggers_back(built: Built) -> None:
     built.tamper.set_entry_data(5, edited(built.tamper.entry_data(5)))
     assert "append-only" in _refused(built, "DELETE FROM entries WHERE idx = 5")
-    assert "append-only" in _refused(built, "UPDATE tree_nodes SET hash = ? WHERE id = 1", (junk_hash(),))
+    assert "append-only" in _refused(built, "UPDATE tree_nodes SET hash = ? WHERE id = 24", (junk_hash(),))
     assert built.ledger.size() == SIZE
+    with_a_tile(built)
+    built.tamper.set_node(0, junk_hash())  # in tile 0 (and its row, if it has one)
+    assert "append-only" in _refused(built, "DELETE FROM node_tiles WHERE tile = 0")
+    assert "append-only" in _refused(built, "UPDATE tree_nodes SET hash = ? WHERE id = 24", (junk_hash(),))
+    assert built.tamper.node(0) == junk_hash()
 
 
 def test_ledger_connection_is_refused_too(built: Built) -> None:
     """Even through the ledger's own engine (no special path around the triggers)."""
+    with_a_tile(built)
     before = _snapshot(built)
-    for sql in ("DELETE FROM entries", "UPDATE tree_nodes SET id = id + 1000"):
-        with pytest.raises(Exception, match="append-only"):  # noqa: PT011
-            with built.ledger.store.engine.begin() as conn:
-                conn.exec_driver_sql(sql)
+    for sql in ("DELETE FROM entries", "UPDATE tree_nodes SET id = id + 1000", "DELETE FROM node_tiles"):
+        with pytest.raises(Exception, match="append-only"), built.ledger.store.engine.begin() as conn:
+            conn.exec_driver_sql(sql)
     assert _snapshot(built) == before
 
 
@@ -715,9 +751,9 @@ def test_cli_verify_sqlite_from_data_dir_alone(tmp_path: Path, monkeypatch: pyte
     try:
         built = build(ledger)
         assert main(["verify", "--data-dir", str(data)]) == 0
-        with built.tamper.unguarded("entries", "tree_nodes") as c:
+        with built.tamper.unguarded("entries", *NODE_TABLES) as c:
             c.execute("DELETE FROM entries WHERE idx >= 12")
-            c.execute("DELETE FROM tree_nodes WHERE id >= ?", (merkle.stored_hash_count(12),))
+            built.tamper.drop_nodes_from(c, merkle.stored_hash_count(12))
         capsys.readouterr()
         assert main(["verify", "--data-dir", str(data)]) == 5
         assert "truncated_log" in capsys.readouterr().out
