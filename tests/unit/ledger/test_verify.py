@@ -446,6 +446,164 @@ def test_deleted_interior_node(built: Built) -> None:
     assert p.index == 7 and "missing" in p.message
 
 
+# --- (i) damaged tiles and rows a tile covers ---------------------------------------------------------------
+
+
+@dataclass
+class Tiled:
+    k: int
+    complete: int  # tiles the tree has completed
+    owner: dict[int, int]  # stored id → the entry whose append wrote it
+    shadowed: list[int]  # ids with a tree_nodes row that a complete tile covers too
+
+
+def owners(built: Built) -> dict[int, int]:
+    """stored id → the entry whose append wrote it, for the whole ledger."""
+    owner: dict[int, int] = {}
+    frontier: list[bytes] = []
+    for n, data in enumerate(built.tamper.all_data()):
+        frontier, stored = merkle.append_leaf(n, frontier, merkle.leaf_hash(data))
+        owner.update((sid, n) for sid, _ in stored)
+    return owner
+
+
+def tiled(built: Built) -> Tiled:
+    """The built ledger, grown until the tree has completed three tiles: batches of 5, so each tile
+    is begun by one batch and completed by a later one, and its first hashes are rows too (the
+    14 entries already are that at 4 hashes a tile)."""
+    k = built.tamper.tile_size
+    while merkle.stored_hash_count(built.ledger.size()) // k < 3:
+        append_n(built.ledger, 5)
+    owner = owners(built)
+    complete = merkle.stored_hash_count(built.ledger.size()) // k
+    assert sorted(built.tamper.tiles()) == list(range(complete))
+    shadowed = [i for i in built.tamper.node_row_ids() if i < complete * k]
+    assert shadowed
+    assert built.verify().ok
+    return Tiled(k, complete, owner, shadowed)
+
+
+def is_leaf(sid: int, owner: dict[int, int]) -> bool:
+    return merkle.stored_hash_index(0, owner[sid]) == sid
+
+
+@pytest.mark.parametrize("which", ["interior", "leaf"])
+def test_modified_hash_in_a_tile(built: Built, which: str) -> None:
+    """One hash of tile 1 changed (its row, if it has one, left alone): the tile disagrees with the tree."""
+    t = tiled(built)
+    sid = next(i for i in range(t.k, 2 * t.k) if is_leaf(i, t.owner) == (which == "leaf"))
+    built.tamper.set_tile_hash(sid, junk_hash())
+    report = built.verify()
+    if which == "leaf":
+        assert only(report, "modified_record").index == t.owner[sid]
+    else:
+        p = only(report, "bad_tree_node")
+        assert p.index == t.owner[sid]
+        assert f"tree node {sid} " in p.message and "in tile 1" in p.message
+    assert only(built.verify(chunk=3), whats(report)[0]).index == t.owner[sid]
+
+
+def test_a_tile_and_its_rows_modified_together(built: Built) -> None:
+    """A hash that is in a row and in its tile, changed in both: the recomputed tree still tells."""
+    t = tiled(built)
+    sid = next(i for i in t.shadowed if not is_leaf(i, t.owner))
+    built.tamper.set_node(sid, junk_hash())
+    assert built.tamper.node_row(sid) == junk_hash()
+    p = only(built.verify(), "bad_tree_node")
+    assert p.index == t.owner[sid] and f"tree node {sid} " in p.message
+
+
+@pytest.mark.parametrize("tile", [0, 1, 2])
+def test_missing_tile(built: Built, tile: int) -> None:
+    t = tiled(built)
+    with built.tamper.unguarded("node_tiles") as c:
+        c.execute("DELETE FROM node_tiles WHERE tile = ?", (tile,))
+    first = tile * t.k
+    p = only(built.verify(), "bad_tree_node")
+    assert p.index == t.owner[first]
+    assert f"tile {tile} (tree nodes {first}..{first + t.k - 1}) is missing" in p.message
+    assert only(built.verify(chunk=2), "bad_tree_node").index == t.owner[first]
+
+
+def test_missing_tile_whose_hashes_all_have_rows(built: Built) -> None:
+    """Tile 1 deleted after each of its hashes was given its true row: nothing is lost (reads fall
+    back to the rows), but a complete tile is never absent from an untouched ledger."""
+    t = tiled(built)
+    truth = dict(built.tamper.tile_hashes(1))
+    with built.tamper.unguarded(*NODE_TABLES) as c:
+        built.tamper.untile(c, 1)
+    assert {i: built.tamper.node_row(i) for i in truth} == truth
+    idx = t.owner[t.k]
+    proof = built.ledger.prove_inclusion(idx)
+    merkle.verify_inclusion(bytes.fromhex(proof["leaf_hash"]), idx, proof["size"],
+                            [bytes.fromhex(h) for h in proof["proof"]], bytes.fromhex(proof["root"]))
+    p = only(built.verify(), "bad_tree_node")
+    assert p.index == t.owner[t.k] and f"tile 1 (tree nodes {t.k}..{2 * t.k - 1}) is missing" in p.message
+
+
+def test_short_tile(built: Built) -> None:
+    t = tiled(built)
+    blob = built.tamper.tile(2)
+    assert blob is not None
+    built.tamper.set_tile(2, blob[:-32])
+    p = only(built.verify(), "bad_tree_node")
+    assert p.index == t.owner[2 * t.k]
+    assert f"holds {len(blob) - 32} bytes, not {len(blob)}" in p.message
+
+
+@pytest.mark.parametrize("pick", [0, -1])
+def test_modified_shadowed_row(built: Built, pick: int) -> None:
+    """A row a tile covers is changed: reads use the tile, so proofs are unaffected, but verify
+    names the row at the entry that wrote it."""
+    t = tiled(built)
+    sid = t.shadowed[pick]
+    built.tamper.set_node_row(sid, junk_hash())
+    assert built.tamper.node(sid) != junk_hash()  # the tile still holds the true hash
+    p = only(built.verify(), "bad_tree_node")
+    assert p.index == t.owner[sid]
+    assert f"tree_nodes row of tree node {sid} " in p.message and f"tile {sid // t.k}" in p.message
+    assert only(built.verify(chunk=3), "bad_tree_node").index == t.owner[sid]
+    idx = t.owner[sid]
+    proof = built.ledger.prove_inclusion(idx)
+    merkle.verify_inclusion(bytes.fromhex(proof["leaf_hash"]), idx, proof["size"],
+                            [bytes.fromhex(h) for h in proof["proof"]], bytes.fromhex(proof["root"]))
+
+
+@pytest.mark.parametrize("copy", ["row", "tile"])
+def test_incremental_checks_the_rows_a_new_tile_covers(built: Built, copy: str) -> None:
+    """At the verified size the last tile was incomplete, its first hashes rows. Appends complete it;
+    the row or the tile's copy of a hash changed afterwards shows in an incremental run, which does
+    not recompute that hash again but finds that the row and the tile disagree."""
+    k = tiled(built).k
+
+    def tail_ids(size: int) -> list[int]:
+        """Hashes of the incomplete last tile (rows) outside the compact range (which incremental
+        runs re-check against the verified root)."""
+        count = merkle.stored_hash_count(size)
+        frontier = {merkle.stored_hash_index(*a) for a in merkle.frontier_addresses(size)}
+        return [i for i in range(count // k * k, count) if i not in frontier]
+
+    while not tail_ids(built.ledger.size()):
+        append_n(built.ledger, 1)
+    size = built.ledger.size()
+    assert built.verify().ok
+    first = tail_ids(size)[0]
+    while merkle.stored_hash_count(built.ledger.size()) < first // k * k + k:
+        append_n(built.ledger, 3)
+    assert built.tamper.tile(first // k) is not None and built.tamper.node_row(first) is not None
+    if copy == "row":
+        built.tamper.set_node_row(first, junk_hash())
+    else:
+        built.tamper.set_tile_hash(first, junk_hash())
+    writer = owners(built)[first]
+    assert writer < size
+    report = built.verify(incremental=True)
+    assert report.start == size
+    p = only(report, "bad_tree_node")
+    assert p.index == writer and f"tree_nodes row of tree node {first} " in p.message
+    assert built.verify().first_bad_index == writer  # a full run recomputes it
+
+
 # --- consistency between checkpoints -------------------------------------------------------------------
 
 
