@@ -19,6 +19,7 @@ that both agree.
 from __future__ import annotations
 
 import sqlite3
+from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -250,6 +251,9 @@ class SqlStore:
             yield part  # outside the transaction: the caller's work does not hold it open
 
 
+_TILES_SQL: dict[tuple[int, int], str] = {}
+
+
 class _SqlTxn:
     """A read or write transaction. Positional SQL; ``?`` is rewritten for psycopg.
 
@@ -301,41 +305,55 @@ class _SqlTxn:
         tiles is not complete yet, that tile's ids as rows (a proof against the latest size always
         reads the last stored hash). Anything still missing (a proof against an older size, a
         snapshot taken before a tile was written) is looked up as rows in a second statement.
+        Proofs call this with about 25 ids: it is written for few ids and few Python steps.
         """
         k = self.tile_size
-        out: dict[int, bytes] = {}
-        by_tile: dict[int, list[int]] = {}
-        for i in sorted(set(ids)):
-            by_tile.setdefault(i // k, []).append(i)
-        if not by_tile:
-            return out
-        tiles = list(by_tile)
+        want = sorted(set(ids))
+        if not want:
+            return {}
+        tiles = sorted({i // k for i in want})
+        top_ids = want[bisect_left(want, tiles[-1] * k):]
+        found: dict[int, bytes] = {}
         loose: dict[int, bytes] = {}
         full = k * HASH_SIZE
         for c in range(0, len(tiles), 500):
             part = tiles[c:c + 500]
-            sql = f"SELECT tile, hashes FROM node_tiles WHERE tile IN ({self._in(len(part))})"
-            params: list[int] = part
-            if c + 500 >= len(tiles):
-                top = by_tile[tiles[-1]]
-                sql += f" UNION ALL SELECT -1 - id, hash FROM tree_nodes WHERE id IN ({self._in(len(top))})"
-                params = part + top
-            for key, blob in self._all(sql, params):
-                if key < 0:
-                    loose[-1 - key] = bytes(blob)
-                elif len(blob) == full:  # a damaged tile is no source (verify names it)
-                    base = key * k
-                    for i in by_tile[key]:
-                        o = (i - base) * HASH_SIZE
-                        out[i] = bytes(blob[o:o + HASH_SIZE])
-        for i, h in loose.items():
-            out.setdefault(i, h)
-        missing = [i for t in tiles for i in by_tile[t] if i not in out]
-        for c in range(0, len(missing), 500):
-            part = missing[c:c + 500]
-            for i, h in self._all(f"SELECT id, hash FROM tree_nodes WHERE id IN ({self._in(len(part))})", part):
-                out[i] = bytes(h)
+            last = c + 500 >= len(tiles)
+            for key, blob in self._all(self._tiles_sql(len(part), len(top_ids) if last else 0),
+                                       part + top_ids if last else part):
+                if key >= 0:
+                    if len(blob) == full:  # a damaged tile is no source (verify names it)
+                        found[key] = blob
+                else:
+                    loose[-1 - key] = blob
+        out: dict[int, bytes] = {}
+        for i in want:
+            blob = found.get(i // k)
+            if blob is not None:
+                o = i % k * HASH_SIZE
+                out[i] = blob[o:o + HASH_SIZE]
+            elif i in loose:
+                out[i] = loose[i]
+        if len(out) < len(want):
+            missing = [i for i in want if i not in out]
+            for c in range(0, len(missing), 500):
+                part = missing[c:c + 500]
+                out.update(self._all(f"SELECT id, hash FROM tree_nodes WHERE id IN ({self._in(len(part))})", part))
+        if self.dialect != "sqlite":  # psycopg may hand out memoryviews
+            out = {i: bytes(h) for i, h in out.items()}
         return out
+
+    @staticmethod
+    def _tiles_sql(n_tiles: int, n_rows: int) -> str:
+        """``nodes()``'s statement for so many tiles and rows (cached for the small counts proofs use)."""
+        sql = _TILES_SQL.get((n_tiles, n_rows))
+        if sql is None:
+            sql = f"SELECT tile, hashes FROM node_tiles WHERE tile IN ({','.join('?' * n_tiles)})"
+            if n_rows:
+                sql += f" UNION ALL SELECT -1 - id, hash FROM tree_nodes WHERE id IN ({','.join('?' * n_rows)})"
+            if n_tiles <= 64:
+                _TILES_SQL[(n_tiles, n_rows)] = sql
+        return sql
 
     def node_range(self, start: int, stop: int) -> list[tuple[int, bytes]]:
         """Every stored hash with an id in [start, stop), in id order, from its tile or else its row."""

@@ -170,6 +170,7 @@ def verify_ledger(store: Store, verifiers: Sequence[NoteVerifier], origin: str, 
             shadow_entry = _writer_of(view.bad_row)
             if shadow_entry < n:  # a row before this chunk, in a tile it shares (incremental runs)
                 problems.append(view.bad_row_problem(shadow_entry))
+                stop = True
                 break
         link_leaves = _link_leaves(store, entries) if deep else {}
         derived = _derived(store, entries) if deep else None

@@ -208,3 +208,18 @@ def test_threads_and_small_tiles(ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 
 def test_the_store_class_tiles_as_the_format_says() -> None:
     assert SqlStore.tile_size == NODE_TILE_SIZE == 62
+
+
+@pytest.mark.parametrize("tile_size", [1, 2])
+def test_nodes_reads_more_than_500_tiles(ledger: Ledger, monkeypatch: pytest.MonkeyPatch, tile_size: int) -> None:
+    """Reads of many tiles go in statements of 500 (the rows of the top tile with the last)."""
+    monkeypatch.setattr(ledger.store, "tile_size", tile_size)
+    append(ledger, 301)
+    append(ledger, 300)  # 1,199 stored hashes: 1,199 or 599 tiles, and a row at 2 a tile
+    expected = truth(ledger)
+    assert len(Tamper(ledger.store.url, tile_size).tiles()) == len(expected) // tile_size > 500
+    with ledger.store.read() as r:
+        assert r.nodes(range(len(expected))) == expected
+        assert r.nodes([len(expected) - 1, 0]) == {0: expected[0], len(expected) - 1: expected[len(expected) - 1]}
+        assert r.node_range(0, len(expected)) == sorted(expected.items())
+    assert verify_ledger(ledger.store, ledger.keyring.verifiers, ledger.config.origin).ok
