@@ -110,6 +110,11 @@ def test_upgrade_backfills_the_tiles_of_an_existing_ledger(settings: Settings,
     assert _verify(ledger).ok
     assert _snapshot(ledger)[1:] == before[1:]  # the same proofs for the same sizes
     upgrade(ledger.store.engine)  # nothing left to do
+    # every backfilled tile has all its rows: verify still checks each of them
+    sid = 3 * k + 40
+    Tamper(ledger.store.url).set_node_row(sid, b"\x07" * 32)
+    p = _verify(ledger).problems
+    assert [x.what for x in p] == ["bad_tree_node"] and f"tree_nodes row of tree node {sid} " in p[0].message
     ledger.store.close()
 
 
