@@ -10,7 +10,7 @@ Not a test: nothing here runs in CI. Run with the project's venv, e.g.::
     python bench/bench_ledger.py profile                    # cProfile of appends and verify
 
 Parts: batch, single, pg, build, proofs, verify, breakdown (``all`` runs these), and
-proof-breakdown, profile, machine.
+proof-breakdown, profile, migrate (migration 0005 down and up on a copy of the cached ledger), machine.
 
 Every part prints a Markdown table and writes its raw figures as JSON under the work directory
 (``--workdir``, default /tmp/custody-bench/results/). The 1,000,000-entry ledgers (Custody and
@@ -983,6 +983,68 @@ def md_verify(r: dict[str, Any]) -> str:
                        f"({i['seconds']:.3f} s incl. {i['checkpoints']} checkpoint signatures) |")])
 
 
+def part_migrate(w: Work, args: argparse.Namespace) -> dict[str, Any]:
+    """Migration 0005 (node tiles) on a copy of the cached ledger: downgrade to 0004 (every hash that only
+    a tile holds gets its tree_nodes row, the tiles are dropped: a ledger as it was before tiles), then
+    upgrade again (the backfill), both timed; database sizes; a full verify of the migrated ledger, which
+    now holds every hash twice (rows and tiles) and checks both."""
+    import sqlalchemy as sa
+    from alembic import command
+
+    from ledger.store_sql import SqlStore
+    from migrations import alembic_config, upgrade
+
+    n = args.size
+    src, _, manifest = build_paths(w, n)
+    if not manifest.exists():
+        raise SystemExit(f"no cached {n}-entry ledger in {w.root}: run `bench_ledger.py build` first")
+    dst = w.fresh("migrate")
+    shutil.copytree(src, dst, dirs_exist_ok=True)
+    url = f"sqlite:///{dst / 'ledger.db'}"
+
+    def db() -> dict[str, int]:
+        with SqlStore(url).engine.connect() as c:
+            out = {"bytes": c.exec_driver_sql("PRAGMA page_count").scalar() * c.exec_driver_sql("PRAGMA page_size").scalar(),
+                   "rows": c.exec_driver_sql("SELECT COUNT(*) FROM tree_nodes").scalar()}
+            has_tiles = sa.inspect(c).has_table("node_tiles")
+            out["tiles"] = c.exec_driver_sql("SELECT COUNT(*) FROM node_tiles").scalar() if has_tiles else 0
+        return out
+
+    out: dict[str, Any] = {"size": n, "loadavg": loadavg(), "start": db()}
+    store = SqlStore(url)
+    t = now()
+    command.downgrade(alembic_config(store.engine), "0004")
+    out["downgrade_seconds"] = now() - t
+    out["at_0004"] = db()
+    t = now()
+    upgrade(store.engine)
+    out["upgrade_seconds"] = now() - t
+    out["at_0005"] = db()
+    store.close()
+    led = open_ledger(Settings(data_dir=dst, database_url=url, key_dir=dst / "keys"))
+    rep_ = verify_ledger(led.store, led.keyring.verifiers, led.config.origin)
+    assert rep_.ok, rep_.as_dict()["problems"][:3]
+    out["verify_entries_per_s"] = rep_.entries_checked / rep_.seconds
+    out["verify_seconds"] = rep_.seconds
+    out["loadavg_end"] = loadavg()
+    led.store.close()
+    print(f"  migrate: downgrade {out['downgrade_seconds']:.2f} s, upgrade {out['upgrade_seconds']:.2f} s, "
+          f"verify {out['verify_entries_per_s']:,.0f} entries/s", file=sys.stderr)
+    shutil.rmtree(dst, ignore_errors=True)
+    return out
+
+
+def md_migrate(r: dict[str, Any]) -> str:
+    def d(x: dict[str, int]) -> str:
+        return f"{x['bytes'] / 1e6:,.0f} MB, {x['rows']:,} rows, {x['tiles']:,} tiles"
+    return "\n".join(["| step | seconds | database after it |", "|---|---:|---|",
+                      f"| (the cached ledger) | | {d(r['start'])} |",
+                      f"| downgrade to 0004 (rows for tile-only hashes, tiles dropped) | {r['downgrade_seconds']:.2f} | {d(r['at_0004'])} |",
+                      f"| upgrade to 0005 (backfill) | {r['upgrade_seconds']:.2f} | {d(r['at_0005'])} |",
+                      (f"| full verify of the migrated ledger | {r['verify_seconds']:.2f} | "
+                       f"{fmt(r['verify_entries_per_s'])} entries/s |")])
+
+
 PARTS: dict[str, tuple[Callable[[Work, argparse.Namespace], dict[str, Any]], Callable[[dict[str, Any]], str] | None]] = {
     "batch": (part_batch, md_batch),
     "single": (part_single, md_single),
@@ -993,6 +1055,7 @@ PARTS: dict[str, tuple[Callable[[Work, argparse.Namespace], dict[str, Any]], Cal
     "breakdown": (part_breakdown, md_breakdown),
     "proof-breakdown": (part_proof_breakdown, md_proof_breakdown),
     "profile": (part_profile, None),
+    "migrate": (part_migrate, md_migrate),
 }
 
 
