@@ -23,6 +23,16 @@ from typing import NamedTuple, Protocol
 # A storage-format constant: migration 0005 backfills with the same value.
 NODE_TILE_SIZE = 62
 
+HASH_SIZE = 32  # bytes of one stored hash (SHA-256)
+
+
+def tile_hashes(tile: int, blob: bytes, tile_size: int, lo: int, hi: int) -> Iterator[tuple[int, bytes]]:
+    """The stored hashes of a complete tile's ``blob`` whose ids fall in [lo, hi), with their ids."""
+    base = tile * tile_size
+    for i in range(max(lo, base), min(hi, base + tile_size)):
+        o = (i - base) * HASH_SIZE
+        yield i, blob[o:o + HASH_SIZE]
+
 
 class EntryRow(NamedTuple):
     """An entry's row. A tuple in column order: inserted as it is, built once per record."""

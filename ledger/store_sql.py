@@ -32,11 +32,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlch
 from sqlmodel import Field, SQLModel, create_engine
 
 from ledger.errors import Conflict, StorageError
-from ledger.store import NODE_TILE_SIZE, CheckpointRow, EntryRow, LinkRow, NodeChunk, SealedRow
+from ledger.store import HASH_SIZE, NODE_TILE_SIZE, CheckpointRow, EntryRow, LinkRow, NodeChunk, SealedRow, tile_hashes
 
 PG_WRITER_LOCK = 0x637573746F6479  # "custody": the advisory lock that serialises writers
 APPEND_ONLY_TABLES = ("entries", "tree_nodes", "node_tiles", "links", "sealed_values", "checkpoints")
-HASH_SIZE = 32
 
 
 # SQLite: INTEGER PRIMARY KEY makes the key the rowid (a clustered table, no second index).
@@ -365,10 +364,7 @@ class _SqlTxn:
         for t, blob in self.node_tiles(start // k, -(-stop // k)):
             if len(blob) != full:
                 continue
-            base = t * k
-            for i in range(max(start, base), min(stop, base + k)):
-                o = (i - base) * HASH_SIZE
-                out[i] = blob[o:o + HASH_SIZE]
+            out.update(tile_hashes(t, blob, k, start, stop))
         gaps = [i for i in range(start, stop) if i not in out]
         if gaps:
             for i, h in self.node_rows(gaps[0], gaps[-1] + 1):

@@ -38,7 +38,7 @@ from ledger.errors import CustodyError, ProofError
 from ledger.keys import NoteVerifier, open_note
 from ledger.records import canonical_json, parse_json
 from ledger.service import now_rfc3339
-from ledger.store import NodeChunk, Store
+from ledger.store import HASH_SIZE, NodeChunk, Store, tile_hashes
 
 MAX_PROBLEMS = 50
 
@@ -263,13 +263,14 @@ class _StoredView:
             blob = tiles.get(t)
             if blob is None:
                 self.bad_tiles[t] = "is missing"
-            elif len(blob) != k * 32:
-                self.bad_tiles[t] = f"holds {len(blob)} bytes, not {k * 32}"
+            elif len(blob) != k * HASH_SIZE:
+                self.bad_tiles[t] = f"holds {len(blob)} bytes, not {k * HASH_SIZE}"
             else:
                 good[t] = blob
                 lo, hi = max(base, t * k), min(end, t * k + k)
-                o = (lo - t * k) * 32
-                hashes[lo - base:hi - base] = [blob[p:p + 32] for p in range(o, o + (hi - lo) * 32, 32)]
+                o = (lo - t * k) * HASH_SIZE
+                hashes[lo - base:hi - base] = [blob[p:p + HASH_SIZE]
+                                               for p in range(o, o + (hi - lo) * HASH_SIZE, HASH_SIZE)]
         tail = complete_tiles * k  # ids from here on are read from their rows
         self.bad_row: int | None = None
         rows, r, nrows = part.rows, 0, len(part.rows)
@@ -286,17 +287,16 @@ class _StoredView:
                     and b"".join([x for _, x in rows[r:r + k]]) == blob):
                 r += k  # a whole tile's worth of rows, all equal to it (a migrated ledger's rows)
                 continue
-            if self.bad_row is None and blob is not None and blob[o * 32:o * 32 + 32] != h:
+            if self.bad_row is None and blob is not None and blob[o * HASH_SIZE:(o + 1) * HASH_SIZE] != h:
                 self.bad_row = i
             r += 1
         # A tail hash without a row, in a tile completed after the size verified (entries were
         # deleted after it was written): read from that tile, like the ledger's reads would.
         for t, blob in part.tiles:
-            if t >= complete_tiles and len(blob) == k * 32:
-                for i in range(max(base, t * k), min(end, t * k + k)):
+            if t >= complete_tiles and len(blob) == k * HASH_SIZE:
+                for i, h in tile_hashes(t, blob, k, base, end):
                     if hashes[i - base] is None:
-                        o = (i - t * k) * 32
-                        hashes[i - base] = blob[o:o + 32]
+                        hashes[i - base] = h
         self.hashes = hashes
         self.complete_tiles = complete_tiles
 
