@@ -28,7 +28,16 @@ from typing import Any
 
 from ledger import merkle
 from ledger.checkpoint import Checkpoint
-from ledger.errors import Conflict, CustodyError, InvalidInput, LegalHoldActive, NotFound, RecordTooLarge, SubjectErased, UnknownLink
+from ledger.errors import (
+    Conflict,
+    CustodyError,
+    InvalidInput,
+    LegalHoldActive,
+    NotFound,
+    RecordTooLarge,
+    SubjectErased,
+    UnknownLink,
+)
 from ledger.keyring import Keyring
 from ledger.keys import sign_note
 from ledger.records import (

@@ -32,7 +32,16 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlch
 from sqlmodel import Field, SQLModel, create_engine
 
 from ledger.errors import Conflict, StorageError
-from ledger.store import HASH_SIZE, NODE_TILE_SIZE, CheckpointRow, EntryRow, LinkRow, NodeChunk, SealedRow, tile_hashes
+from ledger.store import (
+    HASH_SIZE,
+    NODE_TILE_SIZE,
+    CheckpointRow,
+    EntryRow,
+    LinkRow,
+    NodeChunk,
+    SealedRow,
+    tile_hashes,
+)
 
 PG_WRITER_LOCK = 0x637573746F6479  # "custody": the advisory lock that serialises writers
 APPEND_ONLY_TABLES = ("entries", "tree_nodes", "node_tiles", "links", "sealed_values", "checkpoints")
