@@ -134,13 +134,25 @@ def stem(word: str) -> str:
     return word
 
 
-def _term_matches(words: list[str], term: str) -> list[int]:
-    """Positions where ``term`` (space-separated words; a trailing ``*`` = prefix) starts in ``words``."""
+def _term_matches(words: list[str], term: str, index: dict[str, list[int]] | None = None) -> list[int]:
+    """Positions where ``term`` (space-separated words; a trailing ``*`` = prefix) starts in ``words``.
+    ``index`` (word → its positions, :func:`_word_index`) makes it cost the matches, not the text length
+    times the number of terms: a 10,000-character prompt took seconds to featurise without it."""
     parts = term.split(" ")
+    if index is None:
+        index = _word_index(words)
+    first = parts[0]
+    if first.endswith("*"):
+        head = first[:-1]
+        starts = sorted(i for w, pos in index.items() if w.startswith(head) for i in pos)
+    else:
+        starts = index.get(first, [])
     out = []
-    for i in range(len(words) - len(parts) + 1):
-        for j, p in enumerate(parts):
-            w = words[i + j]
+    for i in starts:
+        if i + len(parts) > len(words):
+            continue
+        for j in range(1, len(parts)):
+            p, w = parts[j], words[i + j]
             if not (w.startswith(p[:-1]) if p.endswith("*") else w == p):
                 break
         else:
@@ -148,24 +160,45 @@ def _term_matches(words: list[str], term: str) -> list[int]:
     return out
 
 
+def _word_index(words: list[str]) -> dict[str, list[int]]:
+    index: dict[str, list[int]] = {}
+    for i, w in enumerate(words):
+        index.setdefault(w, []).append(i)
+    return index
+
+
+def _min_distance(a: list[int], b: list[int]) -> int:
+    """The least |i - j| over two sorted position lists, in one merge pass."""
+    i = j = 0
+    best = abs(a[0] - b[0])
+    while i < len(a) and j < len(b):
+        best = min(best, abs(a[i] - b[j]))
+        if a[i] < b[j]:
+            i += 1
+        else:
+            j += 1
+    return best
+
+
 def features_v2(text: str, concepts: dict[str, list[str]], pairs: list[list[str]], near: int) -> list[str]:
     """:func:`features` plus stems (``s:``), stem pairs, concepts (``k:``) and concept pairs anywhere
     in the text (``p:a+b``) and within ``near`` words (``n:a+b``)."""
     words = _WORD.findall(text)
+    index = _word_index(words)
     out = features(text)
     stems = [stem(w) for w in words]
     out += [f"s:{s}" for s in stems]
     out += [f"s:{a} {b}" for a, b in itertools.pairwise(stems)]
     where: dict[str, list[int]] = {}
     for name in sorted(concepts):
-        pos = sorted({i for t in concepts[name] for i in _term_matches(words, t)})
+        pos = sorted({i for t in concepts[name] for i in _term_matches(words, t, index)})
         if pos:
             where[name] = pos
             out.append(f"k:{name}")
     for a, b in pairs:
         if a in where and b in where:
             out.append(f"p:{a}+{b}")
-            if min(abs(i - j) for i in where[a] for j in where[b]) <= near:
+            if _min_distance(where[a], where[b]) <= near:
                 out.append(f"n:{a}+{b}")
     return out
 
