@@ -42,7 +42,8 @@ from urllib.parse import unquote, unquote_plus
 
 from anyascii import anyascii
 
-NORMALISER_VERSION = "3"  # 2: structured prompts also read as words (folded_alt); 3: encoded text decoded, "class5" kept
+NORMALISER_VERSION = "4"  # 2: structured prompts also read as words (folded_alt); 3: encoded text decoded, "class5" kept;
+# 4: "4e" / "7b" kept, a contraction ("she's 1 3") starts no run of spaced letters
 
 _DROP_CATEGORIES = frozenset({"Cf", "Cs", "Co", "Cn", "Mn", "Me"})
 _WS = re.compile(r"\s+")
@@ -61,8 +62,9 @@ _TOKEN_EDGE_LEAD = "(\"'[{<*_~`"
 _TOKEN_EDGE_TRAIL = ".,!?;:)\"'}]>*_~`"
 _INWORD_PUNCT = re.compile(r"(?<=[a-z])[.\-_*'`~^\u00b7\u2022/\\]+(?=[a-z])")
 _REPEATS = re.compile(r"(.)\1{2,}")
-# a school year glued to its number ("class5_school_photo.jpg") is an age cue, not leetspeak for "classs"
-_SCHOOL_YEAR = re.compile(r"(?:class|grade|klasse|classe|year|form|grado|serie|ano)[0-9]{1,2}$")
+# a school year glued to its number ("class5_school_photo.jpg"), a French school year ("4e") or a German class ("7b")
+# is an age cue, not leetspeak for "classs", "ae" or "tb"
+_SCHOOL_YEAR = re.compile(r"(?:class|grade|klasse|classe|year|form|grado|serie|ano)[0-9]{1,2}$|[0-9]{1,2}(?:[a-f]|eme|er|ere)$")
 _HAS_LETTER = re.compile(r"[a-z]")
 _SEGMENT_SPLIT = re.compile(r"([\-/])")
 _NUMBER_UNIT = re.compile(r"[0-9]{1,6}(?:st|nd|rd|th|s|yo|yr|yrs|y|o|year|years|ans|anos|jahre|jahrig|jahrige|jahrigen|"
@@ -187,6 +189,11 @@ def _join_spaced_letters(text: str, flags: set[str]) -> str:
         while (j + 1 < len(toks) and len(toks[j].group()) == 1 and len(toks[j + 1].group()) == 1
                and 1 <= toks[j + 1].start() - toks[j].end() <= 3):
             j += 1
+        st = toks[i].start()
+        contraction = st >= 2 and text[st - 1] in "'\u2019" and text[st - 2].isalnum()  # "she's 1 3": 's is no letter
+        if j - i + 1 >= 3 and len(toks[i].group()) == 1 and contraction:
+            i += 1
+            continue
         if j - i + 1 >= 3 and len(toks[i].group()) == 1:
             pieces.append(text[pos:toks[i].start()])
             seps = [text[toks[k].end():toks[k + 1].start()] for k in range(i, j)]
@@ -282,6 +289,7 @@ def normalise(text: str) -> Normalised:
 
 _DECODE_SCAN = 20_000  # characters of the prompt scanned for encoded runs
 _DECODE_MAX = 32  # decoded readings kept, at most
+_DECODE_BUDGET = 4_000  # characters of decoded readings, at most: an encoded instruction is short
 _B64_RUN = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
 _HEX_RUN = re.compile(r"(?<![0-9A-Za-z])(?:(?:\\x|0x)?[0-9A-Fa-f]{2}[ :]?){8,}(?![0-9A-Za-z])")
 _HEX_SEP = re.compile(r"\\x|0x|[ :]")
@@ -342,10 +350,16 @@ def _decode_one_round(text: str, flags: set[str]) -> list[str]:
             flags.add("hex_decoded")
             out.append(s)
     if _PERCENT.search(head) or _QUERY_PLUS.search(head):
-        s = unquote_plus(head) if _QUERY_PLUS.search(head) else unquote(head)
-        if s != head:
+        # each URL or query on its own, not the whole prompt again
+        parts = []
+        for tok in head.split():
+            if _PERCENT.search(tok) or _QUERY_PLUS.search(tok):
+                dec = unquote_plus(tok) if _QUERY_PLUS.search(tok) else unquote(tok)
+                if dec != tok:
+                    parts.append(dec)
+        if parts:
             flags.add("percent_decoded")
-            out.append(s)
+            out.append(" ".join(parts))
     if _ROT13_CUE.search(head):
         flags.add("rot13_decoded")
         out.append(codecs.decode(head, "rot13"))
@@ -358,12 +372,12 @@ def _decode_one_round(text: str, flags: set[str]) -> list[str]:
 def decode_embedded(text: str, flags: set[str]) -> list[str]:
     """The readable decodings of encoded runs in ``text`` (see above), in order, without repeats. All
     of them together are at most as long as ``text`` (or 256 characters, for nested encodings in a short
-    prompt): decoding at most doubles the text the rules read, and never pushes an ordinary prompt over
-    the normalised-size cap."""
+    prompt) and at most ``_DECODE_BUDGET``: decoding adds little to the text the rules read, and never
+    pushes an ordinary prompt over the normalised-size cap."""
     found: list[str] = []
     seen = {text}
     frontier = [text]
-    budget = max(256, min(len(text), _DECODE_SCAN))
+    budget = max(256, min(len(text), _DECODE_BUDGET))
     for _ in range(2):
         nxt = []
         for t in frontier:
