@@ -11,7 +11,8 @@ Two views of every prompt are produced, both pure functions of the input (no loc
 ``folded``
     ``canonical`` plus: letters spaced or punctuated apart joined ("u n d r e s s", "u.n.d.r.e.s.s"),
     leetspeak undone inside words that contain a letter (0→o 1→i 3→e 4→a 5→s 7→t 8→b 9→g @→a
-    $→s !→i |→l +→t; a leading "!" is a bot command, "!undress"), punctuation inside words removed ("un-dress"), runs of three or more
+    $→s !→i |→l +→t; not a leading "!", a bot command as in "!undress", nor a school year such as
+    "class5", "4e" or "7b"), punctuation inside words removed ("un-dress"), runs of three or more
     equal characters cut to two ("nuuuude" → "nuude"). Keyword rules match here.
 
 Both views read encoded runs too (:func:`decode_embedded`: base64, hex, percent-encoding, and rot13 or
@@ -42,8 +43,9 @@ from urllib.parse import unquote, unquote_plus
 
 from anyascii import anyascii
 
-NORMALISER_VERSION = "4"  # 2: structured prompts also read as words (folded_alt); 3: encoded text decoded, "class5" kept;
-# 4: "4e" / "7b" kept, a contraction ("she's 1 3") starts no run of spaced letters
+# 2: structured prompts also read as words (folded_alt); 3: encoded text decoded, "class5" kept;
+# 4: "4e" / "7b" kept, a contraction ("she's 1 3") starts no run of spaced letters, URLs decoded one by one
+NORMALISER_VERSION = "4"
 
 _DROP_CATEGORIES = frozenset({"Cf", "Cs", "Co", "Cn", "Mn", "Me"})
 _WS = re.compile(r"\s+")
