@@ -167,6 +167,21 @@ def pymerkle_tree(path: Path) -> Any:
     return tree
 
 
+def pymerkle_batch_rate(records: int, batch: int) -> float:
+    """Records/s of pymerkle's ``append_entries`` on a fresh durable tree, batches of ``batch``, with
+    ``json.dumps`` timed on its side (the small on-demand scripts beside this one compare against it)."""
+    import tempfile
+
+    tree = pymerkle_tree(Path(tempfile.mkdtemp()) / "pm.db")
+    spent = 0.0
+    for start in range(0, records, batch):
+        recs = make_records(start, start + batch)
+        t = time.perf_counter()
+        tree.append_entries([pm_bytes(r) for r in recs])
+        spent += time.perf_counter() - t
+    return records / spent
+
+
 def pymerkle_pragmas(tree: Any) -> dict[str, Any]:
     return {"journal_mode": tree.con.execute("PRAGMA journal_mode").fetchone(),
             "synchronous": {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}[

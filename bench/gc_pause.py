@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ledger.service as service  # noqa: E402
-from bench_ledger import make_records, pm_bytes, pymerkle_tree, sqlite_ledger  # noqa: E402
+from bench_ledger import make_records, pymerkle_batch_rate, sqlite_ledger  # noqa: E402
 
 
 def custody(records: int, batch: int, paused: bool) -> float:
@@ -40,17 +40,6 @@ def custody(records: int, batch: int, paused: bool) -> float:
     return records / spent
 
 
-def pymerkle(records: int, batch: int) -> float:
-    tree = pymerkle_tree(Path(tempfile.mkdtemp()) / "pm.db")
-    spent = 0.0
-    for start in range(0, records, batch):
-        recs = make_records(start, start + batch)
-        t = time.perf_counter()
-        tree.append_entries([pm_bytes(r) for r in recs])
-        spent += time.perf_counter() - t
-    return records / spent
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
@@ -61,7 +50,7 @@ def main() -> None:
     for _ in range(a.repeat):
         for name, fn in (("custody, GC paused", lambda: custody(a.records, a.batch, True)),
                          ("custody, GC running", lambda: custody(a.records, a.batch, False)),
-                         ("pymerkle", lambda: pymerkle(a.records, a.batch))):
+                         ("pymerkle", lambda: pymerkle_batch_rate(a.records, a.batch))):
             gc.collect()
             runs[name].append(fn())
     pm = statistics.median(runs["pymerkle"])

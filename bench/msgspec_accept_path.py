@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import annotated_types as at
 import msgspec
-from bench_ledger import make_records, pm_bytes, pymerkle_tree, sqlite_ledger
+from bench_ledger import make_records, pymerkle_batch_rate, sqlite_ledger
 from pydantic import StringConstraints
 
 import ledger.records as R
@@ -260,17 +260,6 @@ def append_rate(records: int, batch: int, variant: str) -> float:
     return records / spent
 
 
-def pymerkle(records: int, batch: int) -> float:
-    tree = pymerkle_tree(Path(tempfile.mkdtemp()) / "pm.db")
-    spent = 0.0
-    for start in range(0, records, batch):
-        recs = make_records(start, start + batch)
-        t = time.perf_counter()
-        tree.append_entries([pm_bytes(r) for r in recs])
-        spent += time.perf_counter() - t
-    return records / spent
-
-
 def appends(records: int, batch: int, repeat: int) -> None:
     names = ["pydantic", "msgspec/record", "msgspec/batch", "pymerkle"]
     runs: dict[str, list[float]] = {k: [] for k in names}
@@ -281,7 +270,7 @@ def appends(records: int, batch: int, repeat: int) -> None:
         for name in order:
             gc.collect()
             loads.append(os.getloadavg()[0])
-            runs[name].append(pymerkle(records, batch) if name == "pymerkle" else append_rate(records, batch, name))
+            runs[name].append(pymerkle_batch_rate(records, batch) if name == "pymerkle" else append_rate(records, batch, name))
     assert FALLBACKS[0] == 0, FALLBACKS
     pm = statistics.median(runs["pymerkle"])
     print(f"durable Ledger.append, {records:,} records in batches of {batch:,}, publish=True, median of {repeat} "
