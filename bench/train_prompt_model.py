@@ -61,7 +61,7 @@ import prompt_training_data  # noqa: E402
 EVAL_SET = ROOT / "tests" / "pipeline_eval" / "prompts.jsonl"
 EXTRA_SET = ROOT / "tests" / "pipeline_eval" / "train_extra.jsonl"
 OUT = ROOT / "pipeline" / "models" / "prompt_classifier_ngrams.json"  # n-grams only (1.3.0 shipped _v2)
-OUT_ENCODER = ROOT / "pipeline" / "models" / "prompt_classifier_v12.json"  # the next; 1.13.0 ships _v11
+OUT_ENCODER = ROOT / "pipeline" / "models" / "prompt_classifier_v13.json"  # the next; 1.14.0 ships _v12
 EMBED_CACHE = Path("/tmp/custody-bench/prompt-embeddings.npz")
 CATEGORIES = ("child_sexual_exploitation", "nonconsensual_intimate_edit", "privacy", "sex_related_crimes",
               "sexual_content")
@@ -363,7 +363,7 @@ def cross_validate(texts: list[str], y: np.ndarray, items: list[dict[str, Any]],
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=None,
-                    help="default: prompt_classifier_ngrams.json, or _v12 with --encoder; an existing file is never "
+                    help="default: prompt_classifier_ngrams.json, or _v13 with --encoder; an existing file is never "
                          "overwritten (a shipped model is pinned by an archived policy's hash)")
     ap.add_argument("--cv", action="store_true", help="5-fold out-of-fold recall / benign flag rates")
     ap.add_argument("--encoder", action="store_true",

@@ -44,8 +44,9 @@ from urllib.parse import unquote, unquote_plus
 from anyascii import anyascii
 
 # 2: structured prompts also read as words (folded_alt); 3: encoded text decoded, "class5" kept;
-# 4: "4e" / "7b" kept, a contraction ("she's 1 3") starts no run of spaced letters, URLs decoded one by one
-NORMALISER_VERSION = "4"
+# 4: "4e" / "7b" kept, a contraction ("she's 1 3") starts no run of spaced letters, URLs decoded one by one;
+# 5: leetspeak judged per comma- or semicolon-separated part ("Year 8,remove_clothing" kept "8")
+NORMALISER_VERSION = "5"
 
 _DROP_CATEGORIES = frozenset({"Cf", "Cs", "Co", "Cn", "Mn", "Me"})
 _WS = re.compile(r"\s+")
@@ -68,7 +69,7 @@ _REPEATS = re.compile(r"(.)\1{2,}")
 # is an age cue, not leetspeak for "classs", "ae" or "tb"
 _SCHOOL_YEAR = re.compile(r"(?:class|grade|klasse|classe|year|form|grado|serie|ano)[0-9]{1,2}$|[0-9]{1,2}(?:[a-f]|eme|er|ere)$")
 _HAS_LETTER = re.compile(r"[a-z]")
-_SEGMENT_SPLIT = re.compile(r"([\-/])")
+_SEGMENT_SPLIT = re.compile(r"([\-/,;])")  # commas too: a CSV row is one "word" ("Student A,Year 8,remove")
 _NUMBER_UNIT = re.compile(r"[0-9]{1,6}(?:st|nd|rd|th|s|yo|yr|yrs|y|o|year|years|ans|anos|jahre|jahrig|jahrige|jahrigen|"
                           r"k|d|p|x|px|mm|cm|m|km|kg|g|h|hr|min|fps|mp|gb|mb)$")
 
