@@ -167,6 +167,17 @@ def pymerkle_tree(path: Path) -> Any:
     return tree
 
 
+def custody_batch_rate(led: Any, records: int, batch: int) -> float:
+    """Records/s of durable ``Ledger.append`` batches of ``batch`` (``publish=True``), only the appends timed."""
+    spent = 0.0
+    for start in range(0, records, batch):
+        recs = make_records(start, start + batch)
+        t = time.perf_counter()
+        led.append(recs, publish=True)
+        spent += time.perf_counter() - t
+    return records / spent
+
+
 def pymerkle_batch_rate(records: int, batch: int) -> float:
     """Records/s of pymerkle's ``append_entries`` on a fresh durable tree, batches of ``batch``, with
     ``json.dumps`` timed on its side (the small on-demand scripts beside this one compare against it)."""

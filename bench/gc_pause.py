@@ -15,13 +15,12 @@ import gc
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ledger.service as service  # noqa: E402
-from bench_ledger import make_records, pymerkle_batch_rate, sqlite_ledger  # noqa: E402
+from bench_ledger import custody_batch_rate, pymerkle_batch_rate, sqlite_ledger  # noqa: E402
 
 
 def custody(records: int, batch: int, paused: bool) -> float:
@@ -29,15 +28,9 @@ def custody(records: int, batch: int, paused: bool) -> float:
     saved = service.GC_PAUSE_MIN_BATCH
     service.GC_PAUSE_MIN_BATCH = saved if paused else batch + 1
     try:
-        spent = 0.0
-        for start in range(0, records, batch):
-            recs = make_records(start, start + batch)
-            t = time.perf_counter()
-            led.append(recs, publish=True)
-            spent += time.perf_counter() - t
+        return custody_batch_rate(led, records, batch)
     finally:
         service.GC_PAUSE_MIN_BATCH = saved
-    return records / spent
 
 
 def main() -> None:

@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import annotated_types as at
 import msgspec
-from bench_ledger import make_records, pymerkle_batch_rate, sqlite_ledger
+from bench_ledger import custody_batch_rate, make_records, pymerkle_batch_rate, sqlite_ledger
 from pydantic import StringConstraints
 
 import ledger.records as R
@@ -247,17 +247,12 @@ def append_rate(records: int, batch: int, variant: str) -> float:
     if target:
         setattr(target[0], target[1], target[2])
     try:
-        spent = 0.0
-        for start in range(0, records, batch):
-            recs = make_records(start, start + batch)
-            t = time.perf_counter()
-            led.append(recs, publish=True)
-            spent += time.perf_counter() - t
+        rate = custody_batch_rate(led, records, batch)
     finally:
         if target:
             setattr(target[0], target[1], saved)
     led.store.close()
-    return records / spent
+    return rate
 
 
 def appends(records: int, batch: int, repeat: int) -> None:
