@@ -500,7 +500,6 @@ def test_1_15_0_rules_from_holdout_15_and_their_look_alikes() -> None:
         assert check(text, "chat").action == "allow", text
 
 
-
 def test_1_16_0_rules_from_holdout_16_and_their_look_alikes() -> None:
     """1.16.0 generalised holdout-16's misses: an inpainting spec over a towel, a "dress remover" site, Swiss German
     garments and photos, pt-PT "tira-lho" and "the clothes too" over turns, knock-out drops bought "for a girl"; and its
