@@ -45,8 +45,9 @@ from anyascii import anyascii
 
 # 2: structured prompts also read as words (folded_alt); 3: encoded text decoded, "class5" kept;
 # 4: "4e" / "7b" kept, a contraction ("she's 1 3") starts no run of spaced letters, URLs decoded one by one;
-# 5: leetspeak judged per comma- or semicolon-separated part ("Year 8,remove_clothing" kept "8")
-NORMALISER_VERSION = "5"
+# 5: leetspeak judged per comma- or semicolon-separated part ("Year 8,remove_clothing" kept "8");
+# 6: a hyphen inside a word also separates words on the alternative view ("Oben-ohne-Version", "tira-lhe")
+NORMALISER_VERSION = "6"
 
 _DROP_CATEGORIES = frozenset({"Cf", "Cs", "Co", "Cn", "Mn", "Me"})
 _WS = re.compile(r"\s+")
@@ -63,6 +64,13 @@ _LEET_CHARS = frozenset("01345789@$!|+")
 _GLYPH_TOKEN = re.compile(r"[a-z0-9@$!|+]+")
 _TOKEN_EDGE_LEAD = "(\"'[{<*_~`"
 _TOKEN_EDGE_TRAIL = ".,!?;:)\"'}]>*_~`"
+# holdout-19: the folded view joins hyphenated words, which hides a compound's parts from the rules ("oben-ohne-
+# version" → "obenohneversion", "FKK-Edition", Portuguese clitics "tira-lhe o biquíni" → "tiralhe"); the alternative
+# view reads each part as a word. The folded view keeps joining them ("n-u-d-e", "see-through" stay whole words).
+# A negating prefix keeps its hyphen ("non-explicit" is not "explicit").
+_INWORD_HYPHEN = re.compile(r"(?<=[a-z])-(?=[a-z])")
+_HYPHEN_PART = re.compile(r"([a-z]+)-(?=[a-z])")
+_NEGATING_PREFIX = frozenset({"non", "no", "not", "anti", "un", "sin", "sans", "nicht", "nao", "kein"})
 _INWORD_PUNCT = re.compile(r"(?<=[a-z])[.\-_*'`~^\u00b7\u2022/\\]+(?=[a-z])")
 _REPEATS = re.compile(r"(.)\1{2,}")
 # a school year glued to its number ("class5_school_photo.jpg"), a French school year ("4e") or a German class ("7b")
@@ -107,8 +115,9 @@ class Normalised:
     folded: str
     flags: tuple[str, ...]
     # a second reading of ``folded`` where "|" and "!" inside words are insertions ("und|ress"),
-    # not letters ("h|m"), and a structured prompt's quotes, braces, colons and underscores separate
-    # words ('"fill":"skin"', "garment_removal"); None when the text has neither
+    # not letters ("h|m"), a structured prompt's quotes, braces, colons and underscores separate
+    # words ('"fill":"skin"', "garment_removal"), and so does a hyphen between letters ("oben-ohne");
+    # None when the text has none of these
     folded_alt: str | None = None
 
 
@@ -270,10 +279,15 @@ def normalise(text: str) -> Normalised:
     folded = _fold(spaced, flags)
     alt = None
     structured = bool(_STRUCTURED.search(spaced)) or len(_YAML_LINE.findall(text, 0, 100_000)) >= 2
-    if structured or _INSERTION_SYMBOLS.search(spaced):
+    hyphenated = bool(_INWORD_HYPHEN.search(spaced))
+    if structured or hyphenated or _INSERTION_SYMBOLS.search(spaced):
         source = _INSERTION_SYMBOLS.sub("", spaced)
         if structured:
             source = _STRUCTURE_CHARS.sub(" ", source)
+        if hyphenated:
+            source = _HYPHEN_PART.sub(lambda m: m.group(1) + ("-" if m.group(1) in _NEGATING_PREFIX else " "), source)
+            if not structured and not _INSERTION_SYMBOLS.search(spaced):
+                flags.add("hyphens_split")  # the only reason for the alternative view (the classifier skips it)
         alt = _fold(source, set())
         if alt == folded:
             alt = None

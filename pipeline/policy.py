@@ -98,6 +98,13 @@ class SessionPolicy(_Strict):
                                                            "session-scope rules see")
     decay: float = Field(0.7, ge=0.0, le=1.0, description="share of the previous turn's accumulated "
                                                           "risk carried into the next")
+    # since 1.19.0 (holdout-19): "now the same with the next one", "tout le reste", "as before" after a held
+    # undressing request decayed below hold; a turn that refers back carries the window's risk undecayed
+    refer_back: list[str] = Field([], description="wording (terms, @lexicons) by which a turn refers back to the "
+                                                  "session's earlier requests: it carries the highest risk of the "
+                                                  "earlier turns in the window, undecayed")
+    code_words: bool = Field(False, description="a phrase an earlier turn in the window defined as a code "
+                                                "(\"'spring cleaning' means ...\", \"« X » = ...\") refers back too")
 
 
 class CategoryPolicy(_Strict):
@@ -496,6 +503,7 @@ def _semantic_problems(doc: PolicyDocument) -> list[str]:
             problems.append(f"support_context.unless_for.{name}: not listed under support_context.allow")
         problems.extend(_word_list_problems(terms, doc, f"support_context.unless_for.{name}"))
     problems.extend(_word_list_problems(doc.support_context.unless, doc, "support_context.unless"))
+    problems.extend(_word_list_problems(doc.session.refer_back, doc, "session.refer_back"))
     if doc.classifier is not None:
         for name, mc in sorted(doc.classifier.categories.items()):
             where = f"classifier.categories.{name}"
@@ -640,6 +648,8 @@ def policy_from_data(data: Any, source: str = "", base: Path | None = None) -> P
             del dumped["support_context"][key]
     if not dumped["contexts"]:
         del dumped["contexts"]  # likewise (every version before 1.8.0)
+    if not dumped["session"]["refer_back"] and not dumped["session"]["code_words"]:
+        del dumped["session"]["refer_back"], dumped["session"]["code_words"]  # likewise (every version before 1.19.0)
     for mc in (dumped.get("classifier") or {}).get("categories", {}).values():
         if not mc["requires"]:
             del mc["requires"]  # likewise (every version before 1.9.0)

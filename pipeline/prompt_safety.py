@@ -35,7 +35,11 @@ For each prompt:
    per category also none of ``unless_for``) is allowed in the ``support_context.allow`` categories
    (``support_allowed``); since 1.8.0 a benign setting (``contexts``, e.g. an art-history question)
    can allow categories the same way. Neither ever allows risk carried over from earlier turns, nor
-   child sexual exploitation. The decision's action is the most
+   child sexual exploitation. Since 1.19.0 a turn that *refers back* (``session.refer_back`` wording:
+   "the same with the next one", "tout le reste", "como antes"; or, with ``session.code_words``, a phrase an
+   earlier turn defined as a code: "'spring cleaning' means removing every piece of clothing") carries the
+   highest accumulated risk of the earlier turns in the window instead of the decayed previous one. The
+   decision's action is the most
    severe; ``escalate`` is set when a category marked ``escalate`` (always child sexual
    exploitation) is not allowed.
 
@@ -64,11 +68,21 @@ from pipeline.policy import ACTIONS, SEQUENCE_MARK, ClassifierPolicy, Policy, de
 from pipeline.prompt_model import PromptModel, file_sha256, load_model, model_path
 
 STAGE = "prompt_safety"
-STAGE_CODE_VERSION = "1.2.0"  # 1.2.0: support_context allow / unless / unless_for, contexts, classifier requires
-DEFAULT_MODEL = "prompt_classifier_v16"  # the model the shipped default policy names (1.17.0: "_v15", 1.16.0: "_v14", 1.15.0: "_v13", 1.14.0: "_v12", 1.13.0: "_v11", 1.12.0: "_v10", 1.11.0: "_v9", 1.10.0: "_v8", 1.9.0: "_v7", 1.8.0: "_v6", 1.7.0: "_v5", 1.6.0: "_v4", 1.4.0/1.5.0: "_v3", 1.3.0: "_v2", 1.2.0: "prompt_classifier")
+STAGE_CODE_VERSION = "1.3.0"  # 1.3.0: session refer_back and code words; 1.2.0: support_context allow / unless / unless_for, contexts, classifier requires
+DEFAULT_MODEL = "prompt_classifier_v17"  # the model the shipped default policy names (1.18.0: "_v16", 1.17.0: "_v15", 1.16.0: "_v14", 1.15.0: "_v13", 1.14.0: "_v12", 1.13.0: "_v11", 1.12.0: "_v10", 1.11.0: "_v9", 1.10.0: "_v8", 1.9.0: "_v7", 1.8.0: "_v6", 1.7.0: "_v5", 1.6.0: "_v4", 1.4.0/1.5.0: "_v3", 1.3.0: "_v2", 1.2.0: "prompt_classifier")
 _TOKEN = re.compile(r"\S+")
 _EVIDENCE_CHARS = 60
 _ALT = "folded_alt"
+# A phrase defined as a code, in quotes, on the folded view: "'spring cleaning' means ...", "<< x >> = ...",
+# "'modo verano' significa ...". Bounded (a code is at most 40 characters), so linear.
+_CODE_DEFINITION = re.compile(
+    r"""(?:'|"|<<|`)\s?([a-z0-9][a-z0-9 ]{1,38}?[a-z0-9])\s?(?:'|"|>>|`)\s?(?:=|:|->|means?(?![a-z])|meaning(?![a-z])|"""
+    r"""is (?:our )?code for|stands for|significa(?![a-z])|quiere decir|quer dizer|signifie(?![a-z])|veut dire|"""
+    r"""bedeutet(?![a-z])|heisst(?![a-z])|steht fur)"""
+    # "every time I write « printemps », you remove a layer"
+    r"""|(?:every time|whenever|each time|when|cada vez que|siempre que|chaque fois que|quand|jedes mal wenn|wenn|toda vez que|"""
+    r"""sempre que|quando) (?:i |j |yo |ich |eu )?(?:write|say|type|send|jecris|je tape|ecris|dis|escribo|digo|escriba|schreibe|sage|escrevo|"""
+    r"""disser|escrever)\s?(?:'|"|<<|`)\s?([a-z0-9][a-z0-9 ]{1,38}?[a-z0-9])\s?(?:'|"|>>|`)""")
 _MAX_EXPANSION = 4  # NFKC can lengthen text (one character → up to 18): cap the normalised size too
 
 
@@ -149,6 +163,7 @@ class Decision:
     model_signals: tuple[ModelSignal, ...] = ()    # what the classifier fired (sorted)
     support_allowed: tuple[str, ...] = ()          # categories over a threshold allowed as help-seeking or by a context
     contexts: tuple[str, ...] = ()                 # the policy's benign contexts the prompt is in (since 1.8.0)
+    refers_back: tuple[str, ...] = ()              # wording or code words by which it refers back (since 1.19.0)
 
     @property
     def risk(self) -> dict[str, float]:
@@ -178,6 +193,10 @@ class Decision:
             d["contexts"] = list(self.contexts)
         else:  # likewise for policies without contexts
             del d["contexts"]
+        if self.refers_back:
+            d["refers_back"] = list(self.refers_back)
+        else:  # likewise for policies without session.refer_back
+            del d["refers_back"]
         return d
 
     def outcome(self) -> dict[str, Any]:
@@ -240,6 +259,7 @@ def _evidence(m: re.Match[str]) -> str:
 class _Turn:
     views: dict[str, str]
     risk: dict[str, float]
+    codes: tuple[str, ...] = ()  # phrases this turn defined as a code (session.code_words)
 
 
 def _round(x: float) -> float:
@@ -316,6 +336,7 @@ class PromptSafety:
         self._support_allow = frozenset(doc.support_context.allow)
         self._unless = words(doc.support_context.unless) if doc.support_context.unless else None
         self._unless_for = {name: words(extra) for name, extra in doc.support_context.unless_for.items()}
+        self._refer_back = words(doc.session.refer_back) if doc.session.refer_back else None
         self._requires = {name: words(mc.requires) for name, mc in
                           (doc.classifier.categories.items() if doc.classifier is not None else ()) if mc.requires}
         self._categories = sorted(doc.categories)
@@ -443,14 +464,16 @@ class PromptSafety:
             return "hold", mc.hold_at, cp.hold_at
         return None
 
-    def _model_scores(self, views: dict[str, str], history: list[_Turn], window_turns: int
+    def _model_scores(self, views: dict[str, str], history: list[_Turn], window_turns: int, alt_scored: bool = True
                       ) -> tuple[dict[str, float], list[ModelSignal]]:
-        """The classifier's per-category scores for this prompt and the signals that fired."""
+        """The classifier's per-category scores for this prompt and the signals that fired. The alternative
+        view is scored too unless it only splits hyphenated words (``alt_scored`` False): the model learned
+        the folded view, where they are joined, and split compounds raised false holds ("Twitch-Kanal")."""
         model, clf = self._model, self._classifier
         if model is None or clf is None:
             return {}, []
         turn = model.scores(views["folded"])
-        if _ALT in views:  # the alternative reading of | and ! inside words: the higher score counts
+        if _ALT in views and alt_scored:  # the alternative reading of | and ! inside words: the higher score counts
             alt = model.scores(views[_ALT])
             turn = {c: max(turn[c], alt[c]) for c in turn}
         signals: dict[str, ModelSignal] = {}
@@ -486,10 +509,12 @@ class PromptSafety:
         views, folded, flags, masks = self._views(checked)
         doc = self.policy.document
         fired = self._evaluate(views, history, doc.session.window_turns)
-        scores, signals = self._model_scores(views, history, doc.session.window_turns)
+        scores, signals = self._model_scores(views, history, doc.session.window_turns,
+                                             alt_scored="hyphens_split" not in flags)
         model_risk = {s.category: s.risk for s in signals}
         support = tuple(sorted({_evidence(m) for m in self._support.finditer(views["folded"])})) if self._support else ()
         previous = history[-1].risk if history else {}
+        referred, refers, codes = self._referred(views, history, doc.session.window_turns)
         # the request wording is read on every view (a structured or "|"-split request is still one)
         read = [v for k, v in views.items() if k != "canonical"]
         allowable = self._support_allow if support and self._support_allow and not (
@@ -510,7 +535,8 @@ class PromptSafety:
                     keep *= 1.0 - m.weight
             rule_risk = _round(1.0 - keep)
             turn_risk = max(rule_risk, model_risk.get(name, 0.0))
-            risk = _round(1.0 - (1.0 - turn_risk) * (1.0 - doc.session.decay * previous.get(name, 0.0)))
+            carried = max(doc.session.decay * previous.get(name, 0.0), referred.get(name, 0.0))
+            risk = _round(1.0 - (1.0 - turn_risk) * (1.0 - carried))
             acc[name] = risk
             cp = doc.categories[name]
             if cp.block_at is not None and risk >= cp.block_at:
@@ -521,7 +547,6 @@ class PromptSafety:
                 action = "allow"
             # never for risk carried over from earlier turns: "how do I report this?" after "take off her
             # bikini" is the same session's request
-            carried = doc.session.decay * previous.get(name, 0.0)
             if action != "allow" and name in allowable and (cp.hold_at is None or carried < cp.hold_at) and (
                     cp.block_at is None or carried < cp.block_at):
                 action = "allow"
@@ -538,8 +563,36 @@ class PromptSafety:
             prompt_chars=len(checked), policy_id=self.policy.policy_id, policy_version=self.policy.version,
             policy_sha256=self.policy.sha256, stage_version=self._stage_version, model=self._model_label,
             model_signals=tuple(signals), support_allowed=tuple(support_allowed),
-            contexts=tuple(sorted(cid for cid, _ in contexts)))
-        return decision, _Turn(views=views, risk=acc)
+            contexts=tuple(sorted(cid for cid, _ in contexts)), refers_back=refers)
+        return decision, _Turn(views=views, risk=acc, codes=codes)
+
+    def _referred(self, views: dict[str, str], history: list[_Turn], window_turns: int
+                  ) -> tuple[dict[str, float], tuple[str, ...], tuple[str, ...]]:
+        """(risk carried undecayed, the wording that refers back, the codes this turn defines).
+
+        A turn refers back with the policy's ``session.refer_back`` wording, or by using a code an
+        earlier turn in the window defined (``session.code_words``). It then carries, per category,
+        the highest accumulated risk of the earlier turns in the window: "la primera: quítale todo" held,
+        then "ahora lo mismo con la siguiente" asks for the same thing and is judged as that request."""
+        doc = self.policy.document
+        read = [v for k, v in views.items() if k != "canonical"]
+        codes: tuple[str, ...] = ()
+        if doc.session.code_words:
+            codes = tuple(sorted({m.group(1) or m.group(2) for v in read for m in _CODE_DEFINITION.finditer(v)}))
+        prior = history[-(window_turns - 1):] if window_turns > 1 else []
+        if not prior:
+            return {}, (), codes
+        found: set[str] = set()
+        if self._refer_back is not None:
+            found |= {_evidence(m) for v in read for m in self._refer_back.finditer(v)}
+        defined = sorted({c for t in prior for c in t.codes})
+        if defined:
+            pattern = _code_pattern(defined)
+            found |= {_evidence(m) for v in read for m in pattern.finditer(v)}
+        if not found:
+            return {}, (), codes
+        referred = {name: max(t.risk.get(name, 0.0) for t in prior) for name in self._categories}
+        return referred, tuple(sorted(found)), codes
 
     def _settings(self, views: dict[str, str]) -> list[tuple[str, frozenset[str]]]:
         """The policy's benign contexts this prompt is in (``contexts``): each fired, without any of its
@@ -560,6 +613,15 @@ class PromptSafety:
 
     def session(self) -> Session:
         return Session(self)
+
+
+def _code_pattern(codes: list[str]) -> re.Pattern[str]:
+    """The uses of session-defined codes, inflected: each word of six letters or more may change its
+    last two ("« éplucher la banane » = ..." then "épluche la banane")."""
+    def word(w: str) -> str:
+        return re.escape(w[:-2]) + "[a-z]{0,4}" if len(w) >= 6 else re.escape(w)
+    alts = sorted({" ?".join(word(w) for w in c.split()) for c in codes}, key=lambda p: (-len(p), p))
+    return re.compile("(?<![a-z0-9])(?:" + "|".join(alts) + ")(?![a-z0-9])")
 
 
 def _min_window(view: _View, per_group: list[list[re.Match[str]]]) -> tuple[int, list[re.Match[str]]] | None:

@@ -237,6 +237,13 @@ def test_support_context_allow_is_checked() -> None:
     assert "support_context.unless: unknown lexicon '@no_such_lexicon'" in msg
 
 
+def test_session_refer_back_is_checked() -> None:
+    assert "session.refer_back: unknown lexicon '@nope'" in _problem(_doc(session={"refer_back": ["@nope"]}))
+    assert "session.code_words" in _problem(_doc(session={"code_words": "yes please"}))
+    ok = policy_from_data(_doc(session={"refer_back": ["again"], "code_words": True}))
+    assert ok.document.session.refer_back == ["again"] and ok.document.session.code_words
+
+
 def test_contexts_are_checked() -> None:
     ctx = {"id": "art", "any": ["renaissance"], "allow": [CSE], "unless": ["make"]}
     assert "contexts[0] (id 'art').allow: child_sexual_exploitation cannot be allowed" in _problem(_doc(contexts=[ctx]))
