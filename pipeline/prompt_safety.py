@@ -58,9 +58,8 @@ import bisect
 import hashlib
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import EmptyPrompt, InvalidPolicy, InvalidPrompt, InvalidSurface, PromptTooLarge
 from pipeline.normalise import compile_terms, dependency_versions, normalise
