@@ -413,6 +413,7 @@ def decode_embedded(text: str, flags: set[str]) -> list[str]:
 
 _TERM_WORD = re.compile(r"[a-z0-9]+")
 _CLASS_IL = "[il]"
+_WORD_START = "(?<![a-z0-9])"
 
 
 def term_words(term: str) -> list[str]:
@@ -442,7 +443,7 @@ def compile_term(term: str) -> str:
         raise ValueError(f"term {term!r} has no letters or digits after normalisation")
     body = " ?".join(_word_pattern(w) for w in words)
     tail = "" if term.rstrip().endswith("*") else "s?+(?![a-z0-9])"  # plural / possessive "s" allowed
-    return f"(?<![a-z0-9]){body}{tail}"
+    return f"{_WORD_START}{body}{tail}"
 
 
 def compile_terms(terms: list[str] | tuple[str, ...]) -> re.Pattern[str]:
@@ -450,4 +451,9 @@ def compile_terms(terms: list[str] | tuple[str, ...]) -> re.Pattern[str]:
     A term written ``re:PATTERN`` is taken as a regular expression over the normalised text (the
     policy loader has already refused unsafe ones)."""
     alts = sorted({t[3:] if t.startswith("re:") else compile_term(t) for t in terms}, key=lambda p: (-len(p), p))
+    # Every plain term starts with the same word-start lookbehind. Written once in front of the alternation
+    # instead of once per alternative, a position inside a word fails one test instead of one per term: the
+    # same matches in the same order (only a shared prefix moved), and rule evaluation about twice as fast.
+    if all(a.startswith(_WORD_START) for a in alts):
+        return re.compile(_WORD_START + "(?:" + "|".join(f"(?:{a[len(_WORD_START):]})" for a in alts) + ")")
     return re.compile("|".join(f"(?:{a})" for a in alts))

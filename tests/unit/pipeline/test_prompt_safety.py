@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ from pipeline.errors import (
     PolicyNotFound,
     PromptTooLarge,
 )
-from pipeline.normalise import compile_term, normalise
+from pipeline.normalise import compile_term, compile_terms, normalise
 from pipeline.policy import default_policy, policy_from_data
 from pipeline.prompt_safety import Decision, PromptSafety, Session, check, layer_for, stage_version
 from tests.unit.pipeline.bench_scripts import bench_module
@@ -152,6 +153,20 @@ def test_compiled_terms_are_linear() -> None:
     # adjacent atoms never share a class and every quantifier is possessive
     assert compile_term("bikini") == "(?<![a-z0-9])b++[il]++k++[il]++n++[il]++s?+(?![a-z0-9])"
     assert compile_term("undress*").endswith("s{2,}+")
+
+
+def test_a_lexicon_pattern_matches_as_its_terms_do() -> None:
+    """compile_terms writes the shared word-start lookbehind once (a speed-up): the matches must be those of the
+    plain alternation of the terms, longest first; a lexicon with a ``re:`` term keeps the plain alternation."""
+    terms = ["bra", "bra strap", "undress*", "top", "tops off"]
+    plain = re.compile("|".join(f"(?:{compile_term(t)})" for t in sorted(terms, key=lambda t: -len(compile_term(t)))))
+    text = "cobra undressing: bra strap, bras, tops off, laptop top"
+    factored = compile_terms(terms)
+    assert factored.pattern.startswith("(?<![a-z0-9])(?:") and factored.pattern.count("(?<![a-z0-9])") == 1
+    assert [m.span() for m in factored.finditer(text)] == [m.span() for m in plain.finditer(text)]
+    assert [m.group() for m in factored.finditer(text)] == ["undress", "bra strap", "bras", "tops off", "top"]
+    mixed = compile_terms(["top", r"re:\bx{2,}\b"])
+    assert mixed.pattern.count("(?<![a-z0-9])") == 1 and [m.group() for m in mixed.finditer("xxx top")] == ["xxx", "top"]
 
 
 # --- decisions ----------------------------------------------------------------------------------
