@@ -175,8 +175,9 @@ class ClassifierCategory(_Strict):
 
     hold_at: float | None = Field(None, gt=0.0, lt=1.0)
     block_at: float | None = Field(None, gt=0.0, lt=1.0)
-    requires: list[str] = Field([], description="since 1.9.0: the score counts only when one of these terms "
-                                                "(@lexicon allowed) is in the text it scored — corroboration")
+    requires: list[str] = Field([], description="since 1.9.0: the score blocks only when one of these terms "
+                                                "(@lexicon allowed) is in the text it scored — corroboration; "
+                                                "an uncorroborated score can still hold")
 
 
 class ClassifierPolicy(_Strict):

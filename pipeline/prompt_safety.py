@@ -67,8 +67,8 @@ from pipeline.policy import ACTIONS, SEQUENCE_MARK, ClassifierPolicy, Policy, de
 from pipeline.prompt_model import PromptModel, file_sha256, load_model, model_path
 
 STAGE = "prompt_safety"
-STAGE_CODE_VERSION = "1.3.0"  # 1.3.0: session refer_back and code words; 1.2.0: support_context allow / unless / unless_for, contexts, classifier requires
-DEFAULT_MODEL = "prompt_classifier_v18"  # the model the shipped default policy names (1.19.0: "_v17", 1.18.0: "_v16", 1.17.0: "_v15", 1.16.0: "_v14", 1.15.0: "_v13", 1.14.0: "_v12", 1.13.0: "_v11", 1.12.0: "_v10", 1.11.0: "_v9", 1.10.0: "_v8", 1.9.0: "_v7", 1.8.0: "_v6", 1.7.0: "_v5", 1.6.0: "_v4", 1.4.0/1.5.0: "_v3", 1.3.0: "_v2", 1.2.0: "prompt_classifier")
+STAGE_CODE_VERSION = "1.4.0"  # 1.4.0: classifier requires gates only its block level; 1.3.0: session refer_back and code words; 1.2.0: support_context allow / unless / unless_for, contexts, classifier requires
+DEFAULT_MODEL = "prompt_classifier_v19"  # the model the shipped default policy names (1.20.0: "_v18", 1.19.0: "_v17", 1.18.0: "_v16", 1.17.0: "_v15", 1.16.0: "_v14", 1.15.0: "_v13", 1.14.0: "_v12", 1.13.0: "_v11", 1.12.0: "_v10", 1.11.0: "_v9", 1.10.0: "_v8", 1.9.0: "_v7", 1.8.0: "_v6", 1.7.0: "_v5", 1.6.0: "_v4", 1.4.0/1.5.0: "_v3", 1.3.0: "_v2", 1.2.0: "prompt_classifier")
 _TOKEN = re.compile(r"\S+")
 _EVIDENCE_CHARS = 60
 _ALT = "folded_alt"
@@ -450,14 +450,15 @@ class PromptSafety:
             raise InvalidPrompt(f"prompt must be a string (str), got {type(text).__name__}")
         return self._views(text)[0]["folded"]
 
-    def _level(self, category: str, score: float) -> tuple[str, float, float] | None:
-        """(level, threshold, risk) the classifier's ``score`` raises ``category`` to, or None."""
+    def _level(self, category: str, score: float, corroborated: bool = True) -> tuple[str, float, float] | None:
+        """(level, threshold, risk) the classifier's ``score`` raises ``category`` to, or None. Without
+        corroboration (``requires``) the score cannot block; it can still hold (since code 1.4.0)."""
         assert self._classifier is not None
         mc = self._classifier.categories.get(category)
         if mc is None:
             return None
         cp = self.policy.document.categories[category]
-        if mc.block_at is not None and score >= mc.block_at and cp.block_at is not None:
+        if mc.block_at is not None and score >= mc.block_at and cp.block_at is not None and corroborated:
             return "block", mc.block_at, cp.block_at
         if mc.hold_at is not None and score >= mc.hold_at and cp.hold_at is not None:
             return "hold", mc.hold_at, cp.hold_at
@@ -478,8 +479,8 @@ class PromptSafety:
         signals: dict[str, ModelSignal] = {}
         here = [v for k, v in views.items() if k != "canonical"]
         for c in clf.categories:
-            lv = self._level(c, turn[c])
-            if lv is not None and self._corroborated(c, here):
+            lv = self._level(c, turn[c], self._corroborated(c, here))
+            if lv is not None:
                 signals[c] = ModelSignal(c, "turn", turn[c], lv[1], lv[0], lv[2])
         prior = history[-(window_turns - 1):] if window_turns > 1 else []
         if clf.session and prior:
@@ -487,9 +488,8 @@ class PromptSafety:
             joined = model.scores(before + "\n" + views["folded"])
             earlier = model.scores(before)
             for c in clf.categories:
-                if not self._corroborated(c, here + [before]):
-                    continue
-                lv, was = self._level(c, joined[c]), self._level(c, earlier[c])
+                ok = self._corroborated(c, here + [before])
+                lv, was = self._level(c, joined[c], ok), self._level(c, earlier[c], ok)
                 if lv is None or (was is not None and was[2] >= lv[2]):
                     continue  # not over a threshold, or the earlier turns were already there on their own
                 if c not in signals or signals[c].risk < lv[2]:
@@ -497,9 +497,11 @@ class PromptSafety:
         return {c: turn[c] for c in clf.categories}, [signals[c] for c in sorted(signals)]
 
     def _corroborated(self, category: str, texts: list[str]) -> bool:
-        """A category with ``requires`` counts the classifier only when one of its terms is in the text
+        """A category with ``requires`` lets the classifier block only when one of its terms is in the text
         scored: since 1.9.0 the classifier may block child sexual exploitation, but "draw my 12 year old
-        daughter as a superhero" scored 1.0 — a child alone is not abuse."""
+        daughter as a superhero" scored 1.0 — a child alone is not abuse. (Child sexual exploitation has no
+        classifier hold, so there the score counts not at all; since 1.21.0 intimate edits and sex-related
+        crimes keep their hold without corroboration: "show her without the stain on the dress" 0.98.)"""
         pat = self._requires.get(category)
         return pat is None or any(pat.search(t) for t in texts)
 
