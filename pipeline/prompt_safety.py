@@ -25,9 +25,10 @@ For each prompt:
    session, the last ``session.window_turns`` prompts joined. A category's score at or above the
    policy's classifier ``hold_at`` / ``block_at`` raises that category's turn risk to the category's
    own ``hold_at`` / ``block_at`` (merged with the rules' turn risk by max: the model can add to the
-   rules, never take away). The session score counts only when this turn takes it over a threshold
-   the earlier turns alone did not reach, so it is caught when its last piece arrives, as the
-   session rules are. Every decision lists the model's scores and which of them fired;
+   rules, never take away; a block needs one of the category's ``requires`` terms in the text scored,
+   when it names any — without one the score can still hold). The session score counts only when this
+   turn takes it over a threshold the earlier turns alone did not reach, so it is caught when its last
+   piece arrives, as the session rules are. Every decision lists the model's scores and which of them fired;
 7. per category, the policy's ``hold_at`` / ``block_at`` route the accumulated risk to allow, hold
    or block — a block becomes a hold when the prompt has the policy's help-seeking wording
    (``support_context``; never for child sexual exploitation), and since policy 1.5.0 a help-seeking
