@@ -451,7 +451,7 @@ class PromptSafety:
             raise InvalidPrompt(f"prompt must be a string (str), got {type(text).__name__}")
         return self._views(text)[0]["folded"]
 
-    def _level(self, category: str, score: float, corroborated: bool = True) -> tuple[str, float, float] | None:
+    def _level(self, category: str, score: float, corroborated: bool) -> tuple[str, float, float] | None:
         """(level, threshold, risk) the classifier's ``score`` raises ``category`` to, or None. Without
         corroboration (``requires``) the score cannot block; it can still hold (since code 1.4.0)."""
         assert self._classifier is not None
