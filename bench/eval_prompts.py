@@ -30,6 +30,7 @@ import argparse
 import json
 import sys
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +75,19 @@ def _rate(k: int, n: int) -> float | None:
     return None if n == 0 else k / n
 
 
-def evaluate(items: list[dict[str, Any]], policy: Policy | None = None) -> dict[str, Any]:
+def evaluate(items: list[dict[str, Any]], policy: Policy | None = None,
+             decisions: Mapping[str, Decision] | None = None) -> dict[str, Any]:
+    """The report over ``items``. ``decisions`` (by item id) are reused instead of deciding again when a caller
+    already has them (the test suite decides the set once for two tests); they must come from the same policy."""
     layer = PromptSafety(policy or default_policy())
     results = []
     for item in items:
-        d = decide(layer, item)
+        if decisions is None:
+            d = decide(layer, item)
+        else:
+            d = decisions[item["id"]]
+            if d.policy_sha256 != layer.policy.sha256 or d.surface != item["surface"]:
+                raise ValueError(f"{item['id']}: the decision given was made by another policy or on another surface")
         results.append({"item": item, "action": d.action, "flagged": list(d.flagged()),
                         "rules": [m.rule_id for m in d.matched_rules], "normalised": d.normalised_text})
     splits: dict[str, Any] = {}
