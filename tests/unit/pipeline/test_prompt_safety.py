@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -972,7 +973,12 @@ def _canonical_prompts() -> list[dict]:
     return _eval_module().load_items()
 
 
-def _in_workers(fn: Any, ids: list[str]) -> dict[str, Any]:
+@functools.cache
+def _items_by_id() -> dict[str, dict]:
+    return {i["id"]: i for i in _canonical_prompts()}
+
+
+def _in_workers(fn: Callable[[list[str]], dict[str, Any]], ids: list[str]) -> dict[str, Any]:
     """``fn(chunk)`` over ``ids`` split across forked workers, one per core (at most four), merged. A forked worker
     inherits the loaded policy, classifier and set from the test process, so it starts at once; the work is pure."""
     workers = max(1, min(4, os.cpu_count() or 1))
@@ -983,9 +989,8 @@ def _in_workers(fn: Any, ids: list[str]) -> dict[str, Any]:
         return {k: v for part in pool.map(fn, [ids[k::workers] for k in range(workers)]) for k, v in part.items()}
 
 
-def _own_surface_decisions(ids: list[str]) -> dict[str, Decision]:
-    layer, decide = layer_for(), _eval_module().decide
-    by_id = {i["id"]: i for i in _canonical_prompts()}
+def _decide_on_own_surface(ids: list[str]) -> dict[str, Decision]:
+    layer, decide, by_id = layer_for(), _eval_module().decide, _items_by_id()
     return {item_id: decide(layer, by_id[item_id]) for item_id in ids}
 
 
@@ -994,8 +999,8 @@ def _decisions_on_their_own_surface() -> dict[str, Decision]:
     """Every item of the set decided once, on the surface it was written for, by the default policy. The parity test
     and the tuning-split test both need these (about two minutes on one core of this machine); deciding them once
     saves a pass."""
-    layer_for()  # loaded before the fork, so that every worker inherits it
-    return _in_workers(_own_surface_decisions, [i["id"] for i in _canonical_prompts()])
+    layer_for(), _items_by_id()  # loaded before the fork, so that every worker inherits them
+    return _in_workers(_decide_on_own_surface, list(_items_by_id()))
 
 
 def _parity_surfaces(item: dict) -> tuple[str, ...]:
@@ -1011,8 +1016,7 @@ def _parity_surfaces(item: dict) -> tuple[str, ...]:
 def _other_surface_outcomes(ids: list[str]) -> dict[str, list[tuple[str, dict]]]:
     """The outcomes of the given items on their parity surfaces other than their own. Runs in a forked worker, which
     inherits the loaded policy, classifier and set from the test process."""
-    layer, decide = layer_for(), _eval_module().decide
-    by_id = {i["id"]: i for i in _canonical_prompts()}
+    layer, decide, by_id = layer_for(), _eval_module().decide, _items_by_id()
     out: dict[str, list[tuple[str, dict]]] = {}
     for item_id in ids:
         item = by_id[item_id]
