@@ -35,8 +35,9 @@ For each prompt:
    prompt that asks for no image, edit or generation (none of ``support_context.unless``, on any view;
    per category also none of ``unless_for``) is allowed in the ``support_context.allow`` categories
    (``support_allowed``); since 1.8.0 a benign setting (``contexts``, e.g. an art-history question)
-   can allow categories the same way. Neither ever allows risk carried over from earlier turns, nor
-   child sexual exploitation. Since 1.19.0 a turn that *refers back* (``session.refer_back`` wording:
+   can allow categories the same way (since stage 1.5.0 only when none of the context's ``unless`` wording
+   is in this turn or in the earlier turns of the window). Neither ever allows risk carried over from
+   earlier turns, nor child sexual exploitation. Since 1.19.0 a turn that *refers back* (``session.refer_back`` wording:
    "the same with the next one", "tout le reste", "como antes"; or, with ``session.code_words``, a phrase an
    earlier turn defined as a code: "'spring cleaning' means removing every piece of clothing") carries the
    highest accumulated risk of the earlier turns in the window instead of the decayed previous one. The
@@ -68,8 +69,8 @@ from pipeline.policy import ACTIONS, SEQUENCE_MARK, ClassifierPolicy, Policy, de
 from pipeline.prompt_model import PromptModel, file_sha256, load_model, model_path
 
 STAGE = "prompt_safety"
-STAGE_CODE_VERSION = "1.4.0"  # 1.4.0: classifier requires gates only its block level; 1.3.0: session refer_back and code words; 1.2.0: support_context allow / unless / unless_for, contexts, classifier requires
-DEFAULT_MODEL = "prompt_classifier_v22"  # the model the shipped default policy names (1.23.0: "_v21", 1.22.x: "_v20", 1.21.0: "_v19", 1.20.0: "_v18", 1.19.0: "_v17", 1.18.0: "_v16", 1.17.0: "_v15", 1.16.0: "_v14", 1.15.0: "_v13", 1.14.0: "_v12", 1.13.0: "_v11", 1.12.0: "_v10", 1.11.0: "_v9", 1.10.0: "_v8", 1.9.0: "_v7", 1.8.0: "_v6", 1.7.0: "_v5", 1.6.0: "_v4", 1.4.0/1.5.0: "_v3", 1.3.0: "_v2", 1.2.0: "prompt_classifier")
+STAGE_CODE_VERSION = "1.5.0"  # 1.5.0: a context's unless also reads the earlier turns of the session window; 1.4.0: classifier requires gates only its block level; 1.3.0: session refer_back and code words; 1.2.0: support_context allow / unless / unless_for, contexts, classifier requires
+DEFAULT_MODEL = "prompt_classifier_v23"  # the model the shipped default policy names (1.24.0: "_v22", 1.23.0: "_v21", 1.22.x: "_v20", 1.21.0: "_v19", 1.20.0: "_v18", 1.19.0: "_v17", 1.18.0: "_v16", 1.17.0: "_v15", 1.16.0: "_v14", 1.15.0: "_v13", 1.14.0: "_v12", 1.13.0: "_v11", 1.12.0: "_v10", 1.11.0: "_v9", 1.10.0: "_v8", 1.9.0: "_v7", 1.8.0: "_v6", 1.7.0: "_v5", 1.6.0: "_v4", 1.4.0/1.5.0: "_v3", 1.3.0: "_v2", 1.2.0: "prompt_classifier")
 _TOKEN = re.compile(r"\S+")
 _EVIDENCE_CHARS = 60
 _ALT = "folded_alt"
@@ -524,7 +525,7 @@ class PromptSafety:
         allowable = frozenset(c for c in allowable if c not in self._unless_for or not any(
             self._unless_for[c].search(v) for v in read))
         support_allowed: list[str] = []
-        contexts = self._settings(views)
+        contexts = self._settings(views, history[-(doc.session.window_turns - 1):] if doc.session.window_turns > 1 else [])
         for _, allow in contexts:
             allowable = allowable | allow
         cats: list[CategoryRisk] = []
@@ -596,16 +597,25 @@ class PromptSafety:
         referred = {name: max(t.risk.get(name, 0.0) for t in prior) for name in self._categories}
         return referred, tuple(sorted(found)), codes
 
-    def _settings(self, views: dict[str, str]) -> list[tuple[str, frozenset[str]]]:
+    def _settings(self, views: dict[str, str], prior: list[_Turn]) -> list[tuple[str, frozenset[str]]]:
         """The policy's benign contexts this prompt is in (``contexts``): each fired, without any of its
-        ``unless`` wording, with the categories it allows."""
+        ``unless`` wording in this turn or in the earlier turns of the session window (``prior``), with the
+        categories it allows.
+
+        Since stage 1.5.0 the earlier turns count: a context's allowance overrides what session rules found
+        across turns, so "Photo of my colleague Priya" then "the negligee from our flat lay, no model" must
+        not be read as a product shot because the person was named one turn earlier (a red team of the
+        1.25.0 draft's flat-lay context)."""
         out = []
         for rule, allow, unless in self._contexts:
             fired = self._fire(rule, _View(views["folded"]), False)
             if fired is None and _ALT in views:
                 fired = self._fire(rule, _View(views[_ALT]), False)
-            if fired is not None and not unless.search(views["folded"]) and not (
-                    _ALT in views and unless.search(views[_ALT])):
+            if fired is None:
+                continue
+            read = [views["folded"]] + ([views[_ALT]] if _ALT in views else []) + [
+                t.views[k] for t in prior for k in ("folded", _ALT) if k in t.views]
+            if not any(unless.search(v) for v in read):
                 out.append((rule.id, allow))
         return out
 
