@@ -21,7 +21,7 @@ from api.composition import open_ledger
 from api.settings import Settings
 from ledger.service import Ledger
 from tests.integration.writers import (Ack, Worker, check_acked, check_batches_whole, check_verifies,
-                                       read_contents)
+                                       read_contents, wait_for_killed_sessions)
 
 SQLITE_KILLS = 24
 POSTGRES_KILLS = 6
@@ -58,6 +58,7 @@ def test_sigkill_while_appending_loses_nothing_acknowledged(ledger: Ledger, sett
     for n in range(kills):
         acks, delay = _kill_round(settings, rng, n)
         acked.extend(acks)
+        wait_for_killed_sessions(settings)  # PostgreSQL may still be committing the killed worker's batch
         fresh = open_ledger(settings)  # what a restarted process sees
         try:
             contents = read_contents(fresh)  # dense 0..size-1

@@ -175,6 +175,32 @@ def check_acked(contents: Contents, acks: list[Ack]) -> None:
             f"batch {ack.batch}: stored bytes differ from the acknowledged leaves"
 
 
+def wait_for_killed_sessions(settings: Settings, timeout: float = 15.0) -> None:
+    """Wait until the database runs no transaction but ours: a SIGKILLed client's COMMIT may still be completing.
+
+    PostgreSQL finishes a COMMIT it has received even when the client that sent it is gone (the answer is
+    simply never read), and ends the session only afterwards. A check that reads the ledger while that
+    backend still runs can see the log grow between two of its reads (a committed, unacknowledged batch:
+    allowed, but not yet there at the first read). SQLite has no server: its commit ends with the process.
+    """
+    if not settings.database_url.startswith("postgresql"):
+        return
+    import psycopg  # the PostgreSQL tests' driver; imported here so the SQLite runs do not need it
+
+    dsn = settings.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while True:
+            busy = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND state IN ('active', 'idle in transaction', 'idle in transaction (aborted)')").fetchone()[0]
+            if busy == 0:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{busy} database sessions still busy {timeout:.0f} s after the kill")
+            time.sleep(0.05)
+
+
 def check_verifies(ledger: Ledger) -> None:
     """Incremental verify (from the checkpoint an earlier run verified, if any), then a full one."""
     size = ledger.size()
