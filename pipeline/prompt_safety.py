@@ -263,6 +263,11 @@ class _Turn:
     codes: tuple[str, ...] = ()  # phrases this turn defined as a code (session.code_words)
 
 
+def _window(history: list[_Turn], window_turns: int) -> list[_Turn]:
+    """The earlier turns a session reads beside this one: the last ``window_turns - 1``."""
+    return history[-(window_turns - 1):] if window_turns > 1 else []
+
+
 def _round(x: float) -> float:
     return round(x, 6)
 
@@ -421,7 +426,7 @@ class PromptSafety:
         chance on the alternative reading (``folded_alt``) when there is one."""
         single = {name: _View(t) for name, t in views.items()}
         joined: dict[str, _View] = {}
-        prior = history[-(window_turns - 1):] if window_turns > 1 else []
+        prior = _window(history, window_turns)
         names = set(views) | {n for turn in prior for n in turn.views}
         for name in names:
             if not prior:
@@ -484,7 +489,7 @@ class PromptSafety:
             lv = self._level(c, turn[c], self._corroborated(c, here))
             if lv is not None:
                 signals[c] = ModelSignal(c, "turn", turn[c], lv[1], lv[0], lv[2])
-        prior = history[-(window_turns - 1):] if window_turns > 1 else []
+        prior = _window(history, window_turns)
         if clf.session and prior:
             before = "\n".join(t.views["folded"] for t in prior)
             joined = model.scores(before + "\n" + views["folded"])
@@ -525,7 +530,7 @@ class PromptSafety:
         allowable = frozenset(c for c in allowable if c not in self._unless_for or not any(
             self._unless_for[c].search(v) for v in read))
         support_allowed: list[str] = []
-        contexts = self._settings(views, history[-(doc.session.window_turns - 1):] if doc.session.window_turns > 1 else [])
+        contexts = self._settings(views, _window(history, doc.session.window_turns))
         for _, allow in contexts:
             allowable = allowable | allow
         cats: list[CategoryRisk] = []
@@ -582,7 +587,7 @@ class PromptSafety:
         codes: tuple[str, ...] = ()
         if doc.session.code_words:
             codes = tuple(sorted({m.group(1) or m.group(2) for v in read for m in _CODE_DEFINITION.finditer(v)}))
-        prior = history[-(window_turns - 1):] if window_turns > 1 else []
+        prior = _window(history, window_turns)
         if not prior:
             return {}, (), codes
         found: set[str] = set()

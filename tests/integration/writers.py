@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from api.settings import Settings
 from ledger import merkle
 from ledger.service import Ledger
@@ -185,10 +187,9 @@ def wait_for_killed_sessions(settings: Settings, timeout: float = 15.0) -> None:
     """
     if not settings.database_url.startswith("postgresql"):
         return
-    import psycopg  # the PostgreSQL tests' driver; imported here so the SQLite runs do not need it
-
     dsn = settings.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
     deadline = time.monotonic() + timeout
+    # autocommit: pg_stat_activity is a snapshot per transaction, so each poll must be a transaction of its own
     with psycopg.connect(dsn, autocommit=True) as conn:
         while True:
             busy = conn.execute(
