@@ -61,7 +61,7 @@ import prompt_training_data  # noqa: E402
 EVAL_SET = ROOT / "tests" / "pipeline_eval" / "prompts.jsonl"
 EXTRA_SET = ROOT / "tests" / "pipeline_eval" / "train_extra.jsonl"
 OUT = ROOT / "pipeline" / "models" / "prompt_classifier_ngrams.json"  # n-grams only (1.3.0 shipped _v2)
-OUT_ENCODER = ROOT / "pipeline" / "models" / "prompt_classifier_v24.json"  # 1.26.0 ships it; bump before retraining
+OUT_ENCODER = ROOT / "pipeline" / "models" / "prompt_classifier_v25.json"  # 1.27.0 ships it; bump before retraining
 EMBED_CACHE = Path("/tmp/custody-bench/prompt-embeddings.npz")
 CATEGORIES = ("child_sexual_exploitation", "nonconsensual_intimate_edit", "privacy", "sex_related_crimes",
               "sexual_content")

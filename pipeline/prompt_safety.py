@@ -70,7 +70,7 @@ from pipeline.prompt_model import PromptModel, file_sha256, load_model, model_pa
 
 STAGE = "prompt_safety"
 STAGE_CODE_VERSION = "1.5.0"  # 1.5.0: a context's unless also reads the earlier turns of the session window; 1.4.0: classifier requires gates only its block level; 1.3.0: session refer_back and code words; 1.2.0: support_context allow / unless / unless_for, contexts, classifier requires
-DEFAULT_MODEL = "prompt_classifier_v24"  # the model the shipped default policy names (1.25.0: "_v23", 1.24.0: "_v22", 1.23.0: "_v21", 1.22.x: "_v20", 1.21.0: "_v19", 1.20.0: "_v18", 1.19.0: "_v17", 1.18.0: "_v16", 1.17.0: "_v15", 1.16.0: "_v14", 1.15.0: "_v13", 1.14.0: "_v12", 1.13.0: "_v11", 1.12.0: "_v10", 1.11.0: "_v9", 1.10.0: "_v8", 1.9.0: "_v7", 1.8.0: "_v6", 1.7.0: "_v5", 1.6.0: "_v4", 1.4.0/1.5.0: "_v3", 1.3.0: "_v2", 1.2.0: "prompt_classifier")
+DEFAULT_MODEL = "prompt_classifier_v25"  # the model the shipped default policy names (1.26.x: "_v24", 1.25.0: "_v23", 1.24.0: "_v22", 1.23.0: "_v21", 1.22.x: "_v20", 1.21.0: "_v19", 1.20.0: "_v18", 1.19.0: "_v17", 1.18.0: "_v16", 1.17.0: "_v15", 1.16.0: "_v14", 1.15.0: "_v13", 1.14.0: "_v12", 1.13.0: "_v11", 1.12.0: "_v10", 1.11.0: "_v9", 1.10.0: "_v8", 1.9.0: "_v7", 1.8.0: "_v6", 1.7.0: "_v5", 1.6.0: "_v4", 1.4.0/1.5.0: "_v3", 1.3.0: "_v2", 1.2.0: "prompt_classifier")
 _TOKEN = re.compile(r"\S+")
 _EVIDENCE_CHARS = 60
 _ALT = "folded_alt"
