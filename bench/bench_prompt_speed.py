@@ -2,10 +2,13 @@
 
     python bench/bench_prompt_speed.py                # the first 1,000 prompts of tests/pipeline_eval/prompts.jsonl
     python bench/bench_prompt_speed.py --n 3000 --compare-plain-alternation
+    python bench/bench_prompt_speed.py --n 0 --long --compare-plain-alternation
 
-``--compare-plain-alternation`` also times, in the same run, the lexicon patterns as they were compiled before
-session 9 (the word-start lookbehind repeated in every alternative), both with the embeddings cached, and checks that
-both give the same decisions.
+``--compare-plain-alternation`` also times, in the same run, the lexicon patterns as they were compiled by earlier
+stage versions (1.5.0: the word-start lookbehind written once only for a list made wholly of plain terms; before
+session 9: repeated in every alternative), all with the embeddings cached, and checks that all give the same decisions.
+``--long`` times prompts at the policy's length limit (ordinary prose, and the hang guards' crafted inputs) in CPU
+seconds per decision.
 """
 
 from __future__ import annotations
@@ -33,6 +36,57 @@ def _plain_compile_terms(terms: list[str] | tuple[str, ...]) -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{a})" for a in alts))
 
 
+def _stage_1_5_0_compile_terms(terms: list[str] | tuple[str, ...]) -> re.Pattern[str]:
+    """compile_terms of stage 1.5.0: one shared lookbehind only when every alternative is a plain term."""
+    alts = sorted({t[3:] if t.startswith("re:") else norm.compile_term(t) for t in terms}, key=lambda p: (-len(p), p))
+    if all(a.startswith(norm._WORD_START) for a in alts):
+        return re.compile(norm._WORD_START + "(?:" + "|".join(f"(?:{a[len(norm._WORD_START):]})" for a in alts) + ")")
+    return re.compile("|".join(f"(?:{a})" for a in alts))
+
+
+FORMS = {"runs factored (stage 1.6.0, shipped)": None,
+         "whole plain lists factored (stage 1.5.0)": _stage_1_5_0_compile_terms,
+         "lookbehind per alternative (before session 9)": _plain_compile_terms}
+
+
+def _with_form(form: str, fn):  # type: ignore[no-untyped-def]
+    """Run ``fn`` with the lexicon patterns compiled the way ``form`` names."""
+    import pipeline.prompt_safety as ps
+    shipped = norm.compile_terms
+    if FORMS[form] is not None:
+        ps.compile_terms = norm.compile_terms = FORMS[form]  # type: ignore[assignment]
+    try:
+        return fn()
+    finally:
+        ps.compile_terms = norm.compile_terms = shipped  # type: ignore[assignment]
+
+
+def _long_inputs() -> dict[str, str]:
+    from tests.unit.pipeline.test_prompt_safety import PATHOLOGICAL
+    texts = [json.loads(line).get("text") for line in PROMPTS.read_text().splitlines() if line.strip()]
+    limit = PromptSafety().policy.document.limits.max_prompt_chars
+    return {"ordinary prose": " ".join(t for t in texts if isinstance(t, str))[:limit],
+            **{name: text[:limit] for name, text in PATHOLOGICAL}}
+
+
+def _long(form: str) -> dict[str, tuple[float, str]]:
+    def run() -> dict[str, tuple[float, str]]:
+        layer = PromptSafety()
+        out = {}
+        for name, text in _long_inputs().items():
+            best, dec = float("inf"), ""
+            for _ in range(3):
+                c = time.process_time()
+                try:
+                    dec = json.dumps(layer.check(text, "chat").to_dict(), sort_keys=True)
+                except Exception as e:  # noqa: BLE001 - a refusal (PromptTooLarge) is an outcome too
+                    dec = type(e).__name__
+                best = min(best, time.process_time() - c)
+            out[name] = (best, dec)
+        return out
+    return _with_form(form, run)
+
+
 def _run(items: list[dict]) -> tuple[list[float], list[str]]:
     layer = PromptSafety()
     per_item, outcomes = [], []
@@ -54,29 +108,35 @@ def _report(name: str, ms: list[float]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=1000, help="how many prompts (from the top of prompts.jsonl)")
+    ap.add_argument("--n", type=int, default=1000, help="how many prompts (from the top of prompts.jsonl; 0: none)")
     ap.add_argument("--compare-plain-alternation", action="store_true")
+    ap.add_argument("--long", action="store_true", help="also time prompts at the length limit (CPU s / decision)")
     a = ap.parse_args()
-    items = [json.loads(line) for line in PROMPTS.read_text().splitlines() if line.strip()][:a.n]
-    _run(items[:20])  # warm-up: model load, encoder caches
-    print("| patterns | prompts | mean ms / decision | p50 | p95 |\n|---|---:|---:|---:|---:|")
-    ms, out = _run(items)
-    _report("shared lookbehind (shipped), embeddings computed", ms)
-    if a.compare_plain_alternation:
-        # the encoder keeps the last 4,096 embeddings: time both pattern forms with them cached, rules and model
-        # scoring only, so neither run gets a free ride from the other
+    forms = list(FORMS) if a.compare_plain_alternation else list(FORMS)[:1]
+    if a.n:
+        items = [json.loads(line) for line in PROMPTS.read_text().splitlines() if line.strip()][:a.n]
+        _run(items[:20])  # warm-up: model load, encoder caches
+        print("| patterns | prompts | mean ms / decision | p50 | p95 |\n|---|---:|---:|---:|---:|")
         ms, out = _run(items)
-        _report("shared lookbehind (shipped), embeddings cached", ms)
-        shipped = norm.compile_terms
-        import pipeline.prompt_safety as ps
-        ps.compile_terms = norm.compile_terms = _plain_compile_terms  # type: ignore[assignment]
-        try:
-            ms_plain, out_plain = _run(items)
-        finally:
-            ps.compile_terms = norm.compile_terms = shipped  # type: ignore[assignment]
-        _report("lookbehind per alternative (before), embeddings cached", ms_plain)
-        print(f"\nidentical decisions: {out == out_plain}; speed-up {statistics.fmean(ms_plain) / statistics.fmean(ms):.2f}x")
-
+        _report(f"{forms[0]}, embeddings computed", ms)
+        if a.compare_plain_alternation:
+            # the encoder keeps the last 4,096 embeddings: time every pattern form with them cached, rules and model
+            # scoring only, so none gets a free ride from another
+            outs = []
+            for form in forms:
+                ms, got = _with_form(form, lambda: _run(items))
+                _report(f"{form}, embeddings cached", ms)
+                outs.append((form, statistics.fmean(ms), got))
+            for form, mean, got in outs[1:]:
+                print(f"{form}: identical decisions {got == outs[0][2]}; shipped is {mean / outs[0][1]:.2f}x as fast")
+    if a.long:
+        results = {form: _long(form) for form in forms}
+        print("\n| prompt at the length limit | " + " | ".join(f"{f}, CPU s" for f in forms) + " |")
+        print("|---|" + "---:|" * len(forms))
+        for name in results[forms[0]]:
+            print(f"| {name} | " + " | ".join(f"{results[f][name][0]:.3f}" for f in forms) + " |")
+        same = all(results[f][n][1] == results[forms[0]][n][1] for f in forms for n in results[f])
+        print(f"\nidentical decisions on the long prompts: {same}")
 
 if __name__ == "__main__":
     main()

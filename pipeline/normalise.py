@@ -451,9 +451,73 @@ def compile_terms(terms: list[str] | tuple[str, ...]) -> re.Pattern[str]:
     A term written ``re:PATTERN`` is taken as a regular expression over the normalised text (the
     policy loader has already refused unsafe ones)."""
     alts = sorted({t[3:] if t.startswith("re:") else compile_term(t) for t in terms}, key=lambda p: (-len(p), p))
-    # Every plain term starts with the same word-start lookbehind. Written once in front of the alternation
-    # instead of once per alternative, a position inside a word fails one test instead of one per term: the
-    # same matches in the same order (only a shared prefix moved), and rule evaluation about twice as fast.
-    if all(a.startswith(_WORD_START) for a in alts):
-        return re.compile(_WORD_START + "(?:" + "|".join(f"(?:{a[len(_WORD_START):]})" for a in alts) + ")")
-    return re.compile("|".join(f"(?:{a})" for a in alts))
+    return re.compile(_factor_word_starts(alts))
+
+
+def _factor_word_starts(alts: list[str]) -> str:
+    """``(?:L a)|(?:L b)|(?:c)`` → ``L(?:(?:a)|(?:b))|(?:c)`` for each run of consecutive alternatives that
+    begin with the same word-start lookbehind ``L``.
+
+    Every plain term, and most ``re:`` terms, start with such a test. Written once in front of a run
+    instead of once per alternative, a position inside a word fails one test instead of one per term.
+    The match at every position is the same: ``L`` is zero-width and cannot backtrack, and the
+    alternatives keep their order (ordered choice). Only an alternative without a top-level ``|`` is
+    factored: in ``L a|b`` the ``L`` belongs to ``a`` alone. (Stage 1.6.0: rule evaluation about four
+    times as fast on long prompts; the 1.5.0 code factored only a list made wholly of plain terms.)"""
+    out: list[str] = []
+    run_lead: str | None = None
+    run: list[str] = []
+
+    def close() -> None:
+        if run_lead is not None:
+            out.append(run_lead + "(?:" + "|".join(f"(?:{a})" for a in run) + ")")
+        else:
+            out.extend(f"(?:{a})" for a in run)
+
+    for a in alts:
+        lead = next((w for w in _LEADS if a.startswith(w) and not _top_level_branch(a)), None)
+        if run and lead == run_lead and lead is not None:
+            run.append(a[len(lead):])
+            continue
+        if run:
+            close()
+        run_lead, run = lead, [a[len(lead):] if lead else a]
+    if run:
+        close()
+    return "|".join(out)
+
+
+# The word-start tests factored out of an alternation (longest first: one must not be read as the other's prefix).
+_LEADS = (_WORD_START, "(?<![a-z])")
+
+
+def _top_level_branch(pattern: str) -> bool:
+    """Whether ``pattern`` has a ``|`` outside every group and character class. Unbalanced or odd
+    input answers True (not factored: the safe side). Our own scan, because the standard library's
+    regex parser is private (``re._parser``)."""
+    depth, i, n = 0, 0, len(pattern)
+    while i < n:
+        ch = pattern[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == "[":  # a class: a "]" right after "[" or "[^" is a literal
+            i += 1
+            if i < n and pattern[i] == "^":
+                i += 1
+            if i < n and pattern[i] == "]":
+                i += 1
+            while i < n and pattern[i] != "]":
+                i += 2 if pattern[i] == "\\" else 1
+            if i >= n:
+                return True
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif ch == "|" and depth == 0:
+            return True
+        i += 1
+    return depth != 0
