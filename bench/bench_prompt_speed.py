@@ -117,7 +117,7 @@ def main() -> None:
         items = [json.loads(line) for line in PROMPTS.read_text().splitlines() if line.strip()][:a.n]
         _run(items[:20])  # warm-up: model load, encoder caches
         print("| patterns | prompts | mean ms / decision | p50 | p95 |\n|---|---:|---:|---:|---:|")
-        ms, out = _run(items)
+        ms, _ = _run(items)
         _report(f"{forms[0]}, embeddings computed", ms)
         if a.compare_plain_alternation:
             # the encoder keeps the last 4,096 embeddings: time every pattern form with them cached, rules and model
