@@ -1011,11 +1011,15 @@ def test_pathological_prompts_at_the_limit_finish_fast(name: str, text: str) -> 
     ("letters", "a" * 10_000), ("spaces", " " * 10_000), ("apostrophes", "'" * 10_000),
     ("money", "$1" * 5000), ("digits and spaces", "1 " * 5000), ("lines", "a\n" * 5000)])
 def test_every_pattern_scans_in_linear_time(name: str, text: str) -> None:
-    """Each regular expression the default policy runs takes about twice as long on twice the text. A
-    pattern that starts a long match at every position is quadratic: 1.28.0's money amount
-    ``[0-9]+ ?(?:usd|…)`` took 1.0 s alone on 10,000 digits, four times its 5,000-digit time (fixed in
-    1.28.1 by starting a number only where a number starts; a mask's "N bare mannequins" too). Patterns under 20 ms are
-    not judged (noise)."""
+    """Each regular expression the default policy runs takes about four times as long on four times the text. A
+    pattern that starts a long match at every position is quadratic, sixteen times as long: 1.28.0's money amount
+    ``[0-9]+ ?(?:usd|…)`` took 1.0 s alone on 10,000 digits (fixed in 1.28.1 by starting a number only where a number
+    starts; a mask's "N bare mannequins" too). Patterns under 20 ms are not judged (noise).
+
+    Until session 18 this compared 10,000 characters with 5,000 and failed at three times as long: a linear pattern
+    is twice, a quadratic one four, and on a new CI machine timing noise alone took two unchanged patterns to exactly
+    three (191 ms against 64). A quarter of the text separates the two cases by 4 against 16, so the line sits at 8,
+    and a pattern over it is measured twice more and judged on its best ratio."""
     layer = layer_for()
     text = text[:10_000]
     slow = []
@@ -1023,13 +1027,18 @@ def test_every_pattern_scans_in_linear_time(name: str, text: str) -> None:
         def scan(p: re.Pattern[str] = pattern, t: str = text) -> object:
             return list(p.finditer(t))
 
-        big = _cpu_seconds(scan)
-        if big < 0.02:
+        if _cpu_seconds(scan) < 0.02:
             continue
-        big = _cpu_seconds(scan, repeat=5)
-        half = _cpu_seconds(lambda: scan(t=text[:5000]), repeat=5)
-        if big > 3 * max(half, 0.005):
-            slow.append(f"{owner}: {big * 1000:.0f} ms on 10,000 characters, {half * 1000:.0f} ms on 5,000")
+        ratios = []
+        for _ in range(3):
+            big = _cpu_seconds(scan, repeat=5)
+            quarter = _cpu_seconds(lambda: scan(t=text[:2500]), repeat=5)
+            ratios.append((big / max(quarter, 0.003), big, quarter))
+            if ratios[-1][0] <= 8:
+                break
+        ratio, big, quarter = min(ratios)
+        if ratio > 8:
+            slow.append(f"{owner}: {big * 1000:.0f} ms on 10,000 characters, {quarter * 1000:.0f} ms on 2,500")
     assert not slow, f"{name}: " + "; ".join(slow)
 
 
