@@ -9,7 +9,9 @@ Training data — never an evaluation split:
 
 - ``tests/pipeline_eval/prompts.jsonl`` items with ``split: tune`` only (the rules were tuned on them
   too; ``split: holdout`` items are refused by construction, see :func:`training_items`);
-- ``tests/pipeline_eval/train_extra.jsonl``: prompts written for training only (``split: train``).
+- ``tests/pipeline_eval/train_extra.jsonl``: prompts written for training only (``split: train``);
+- with ``--redteam``, the red teams' prompts (``tests/pipeline_eval/redteam*.jsonl``, :func:`redteam_items`;
+  no shipped model has them yet).
 
 Each item becomes the text the runtime would score: the prompt-safety layer's folded, masked view
 (:meth:`pipeline.prompt_safety.PromptSafety.model_text`), a session's last ``window_turns`` turns
@@ -61,7 +63,7 @@ import prompt_training_data  # noqa: E402
 EVAL_SET = ROOT / "tests" / "pipeline_eval" / "prompts.jsonl"
 EXTRA_SET = ROOT / "tests" / "pipeline_eval" / "train_extra.jsonl"
 OUT = ROOT / "pipeline" / "models" / "prompt_classifier_ngrams.json"  # n-grams only (1.3.0 shipped _v2)
-OUT_ENCODER = ROOT / "pipeline" / "models" / "prompt_classifier_v25.json"  # 1.27.0 ships it; bump before retraining
+OUT_ENCODER = ROOT / "pipeline" / "models" / "prompt_classifier_v26.json"  # the next one (1.27.0-1.30.0 ship _v25)
 EMBED_CACHE = Path("/tmp/custody-bench/prompt-embeddings.npz")
 CATEGORIES = ("child_sexual_exploitation", "nonconsensual_intimate_edit", "privacy", "sex_related_crimes",
               "sexual_content")
@@ -194,13 +196,38 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
 
 
-def training_items(eval_set: Path = EVAL_SET, extra: Path = EXTRA_SET, generated: bool = True) -> list[dict[str, Any]]:
-    """The tuning split, the training-only prompts and (``generated``) the template-generated ones
-    (``bench/prompt_training_data.py``, default seed). Holdout items never get in."""
+def redteam_items(folder: Path = EVAL_SET.parent) -> list[dict[str, Any]]:
+    """The red teams' prompts (``redteam*.jsonl``) as training items (``--redteam``): attacks positive
+    for their category, look-alikes negative. They were written against the rules, never measured blind,
+    and hold what no holdout had in number: 1,423 benign prompts built to look like abuse (parents selling
+    their children's kit, grooming tip sheets for parents). Classifier v25 trained without them, with them
+    (holdouts 28-31 left out of both), missed 38 instead of 41 of 986 requests on those four holdouts, each
+    measured on the release before it, and flagged 63 instead of 65 of 704 benign prompts (bench/blind_study.py;
+    tests/pipeline_eval/README.md, "Blind study"). But trained on the tuning split too, it flagged more of that
+    split's own benign prompts (5.47 % against 5.15 %, holdout-31 moved in), so no shipped model uses them yet. The two oldest files
+    have no ``label``: their attacks count as blocks (only "not allow" matters to training)."""
+    out = []
+    for path in sorted(folder.glob("redteam*.jsonl")):
+        for r in _read_jsonl(path):
+            label = r.get("label") or ("allow" if r["kind"] == "benign" else "block")
+            item = {"id": f"{path.stem}:{r['id']}", "split": "train", "kind": r["kind"], "lang": r.get("lang", "en"),
+                    "expected_category": r["category"] if label != "allow" else "none", "expected_action": label}
+            item.update({"text": r["text"]} if "text" in r else {"turns": r["turns"]})
+            out.append(item)
+    return out
+
+
+def training_items(eval_set: Path = EVAL_SET, extra: Path = EXTRA_SET, generated: bool = True,
+                   redteam: bool = False) -> list[dict[str, Any]]:
+    """The tuning split, the training-only prompts, (``generated``) the template-generated ones
+    (``bench/prompt_training_data.py``, default seed) and (``redteam``) the red teams' prompts.
+    Holdout items never get in."""
     tune = [i for i in _read_jsonl(eval_set) if i["split"] == "tune"]
     more = _read_jsonl(extra)
     if generated:
         more += prompt_training_data.generate()
+    if redteam:
+        more += redteam_items(eval_set.parent)
     bad = [i["id"] for i in more if i.get("split") != "train"]
     if bad:
         raise SystemExit(f"{extra}: items not marked split 'train': {bad[:5]}")
@@ -366,6 +393,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="default: prompt_classifier_ngrams.json, or _v13 with --encoder; an existing file is never "
                          "overwritten (a shipped model is pinned by an archived policy's hash)")
     ap.add_argument("--cv", action="store_true", help="5-fold out-of-fold recall / benign flag rates")
+    ap.add_argument("--leave-out", default="", metavar="ORIGIN,...",
+                    help="drop the tuning items of these origins (e.g. holdout-28,holdout-29): a model for "
+                         "bench/blind_study.py, which replays releases on holdouts they never saw")
+    ap.add_argument("--redteam", action="store_true", help="train on the red teams' prompts too (redteam_items)")
     ap.add_argument("--encoder", action="store_true",
                     help="add the sentence encoder's embedding to the features (model format v2; policy 1.4.0)")
     a = ap.parse_args(argv)
@@ -380,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
         print("scikit-learn is needed to train: pip install -e '.[train]'", file=sys.stderr)
         return 2
     layer = PromptSafety(rules_only())
-    items = with_openers(training_items())
+    left_out = {o for o in a.leave_out.split(",") if o}
+    items = with_openers([i for i in training_items(redteam=a.redteam) if i.get("origin") not in left_out])
     texts = [item_text(layer, i) for i in items]
     y = labels(items)
     emb = embeddings(texts) if a.encoder else None
@@ -388,9 +420,11 @@ def main(argv: list[str] | None = None) -> int:
     training = {
         "items": len(items), "positives": {c: int(y[:, k].sum()) for k, c in enumerate(CATEGORIES)},
         "data_sha256": hashlib.sha256(json.dumps(items, sort_keys=True, ensure_ascii=False).encode()).hexdigest(),
-        "sources": ["tests/pipeline_eval/prompts.jsonl (split tune)", "tests/pipeline_eval/train_extra.jsonl"],
+        "sources": ["tests/pipeline_eval/prompts.jsonl (split tune)", "tests/pipeline_eval/train_extra.jsonl"]
+        + (["tests/pipeline_eval/redteam*.jsonl"] if a.redteam else []),
         "text_view": "PromptSafety.model_text (folded, masked); sessions: last window_turns joined by newlines",
         "policy_for_views": f"{layer.policy.policy_id} {layer.policy.version}",
+        **({"left_out": sorted(left_out)} if left_out else {}),
         "estimator": f"TfidfVectorizer(min_df={MIN_DF}, sublinear_tf){' + USE-m v3 embedding' if a.encoder else ''} "
                      f"+ LogisticRegression(C={C}, balanced, lbfgs)",
         "libraries": {"scikit-learn": sklearn.__version__, "numpy": np.__version__},

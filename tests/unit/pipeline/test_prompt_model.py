@@ -15,7 +15,15 @@ import pytest
 from pipeline import prompt_model
 from pipeline.errors import InvalidPolicy, PolicyNotFound
 from pipeline.policy import default_policy, policy_from_data
-from pipeline.prompt_model import features, features_v2, load_model, model_path, parse_model, stem
+from pipeline.prompt_model import (
+    features,
+    features_v2,
+    file_sha256,
+    load_model,
+    model_path,
+    parse_model,
+    stem,
+)
 from pipeline.prompt_safety import DEFAULT_MODEL, PromptSafety, check, stage_version
 from tests.unit.pipeline.bench_scripts import bench_module
 
@@ -236,3 +244,33 @@ def test_generated_training_data_is_deterministic_and_labelled() -> None:
     assert {i["expected_category"] for i in a} == {"none", NCE, "sex_related_crimes"}
     benign = sum(i["expected_category"] == "none" for i in a)
     assert benign > 0.35 * len(a)  # hard negatives as many as the positives of either kind
+
+
+def test_red_team_prompts_become_training_items_only_when_asked() -> None:
+    """``--redteam``: attacks positive for their category, look-alikes negative, ids named by their file (two red
+    teams may reuse an id); the default training data is unchanged, so a shipped model's data stays reproducible."""
+    train = _train_module()
+    rt = train.redteam_items()
+    files = sorted((ROOT / "tests" / "pipeline_eval").glob("redteam*.jsonl"))
+    assert len(rt) == sum(len(f.read_text().splitlines()) for f in files) > 3000
+    assert len({i["id"] for i in rt}) == len(rt) and all(i["split"] == "train" for i in rt)
+    benign = [i for i in rt if i["expected_action"] == "allow"]
+    assert benign and all(i["expected_category"] == "none" for i in benign)
+    assert all(i["expected_category"] != "none" for i in rt if i["expected_action"] != "allow")
+    assert {i["id"] for i in rt}.isdisjoint({i["id"] for i in train.training_items()})
+    assert len(train.training_items(redteam=True)) == len(train.training_items()) + len(rt)
+
+
+def test_blind_study_swaps_only_the_classifier_section() -> None:
+    """bench/blind_study.py keeps a release's frozen rules and replaces its model and thresholds."""
+    study = bench_module("blind_study")
+    data = json.loads(default_policy().canonical_json)
+    before = json.loads(json.dumps(data))
+    out = study.variant(data, DEFAULT_MODEL, ["nonconsensual_intimate_edit.hold_at=0.55",
+                                              "child_sexual_exploitation.requires=[]"])
+    assert out["classifier"]["categories"]["nonconsensual_intimate_edit"]["hold_at"] == 0.55
+    assert out["classifier"]["categories"]["child_sexual_exploitation"]["requires"] == []
+    assert out["classifier"]["sha256"] == file_sha256(ROOT / "pipeline" / "models" / f"{DEFAULT_MODEL}.json")
+    out["classifier"] = before["classifier"] = None
+    assert out == before  # nothing outside the classifier section moved
+    assert [v for v, _ in study.PAIRS] == ["1.27.0", "1.28.0", "1.29.0", "1.30.0"]
