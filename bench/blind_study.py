@@ -32,13 +32,15 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from eval_prompts import decide  # noqa: E402
 
+from pipeline.errors import InvalidPolicy  # noqa: E402
 from pipeline.policy import policy_from_data  # noqa: E402
 from pipeline.policy_archive import archive_dir  # noqa: E402
 from pipeline.prompt_model import model_path  # noqa: E402
 from pipeline.prompt_safety import PromptSafety  # noqa: E402
 
 # (release, the holdout first measured on it); every one ships classifier v25 and code >= 1.5.0
-PAIRS = (("1.27.0", "holdout-28"), ("1.28.0", "holdout-29"), ("1.29.0", "holdout-30"), ("1.30.0", "holdout-31"))
+PAIRS = (("1.27.0", "holdout-28"), ("1.28.0", "holdout-29"), ("1.29.0", "holdout-30"),
+         ("1.30.0", "holdout-31"))
 GROUP = {"nonconsensual_intimate_edit", "sex_related_crimes", "child_sexual_exploitation"}
 PROMPTS = ROOT / "tests" / "pipeline_eval" / "prompts.jsonl"
 
@@ -51,7 +53,13 @@ def variant(data: dict[str, Any], model: str | None, sets: list[str]) -> dict[st
     for s in sets:
         key, _, value = s.partition("=")
         category, _, field = key.partition(".")
-        clf["categories"].setdefault(category, {})[field] = json.loads(value)
+        try:
+            if not (category and field and value):
+                raise ValueError("empty part")
+            clf["categories"].setdefault(category, {})[field] = json.loads(value)
+        except ValueError:
+            raise ValueError(f"--set {s!r}: expected CATEGORY.FIELD=JSON, "
+                             "e.g. nonconsensual_intimate_edit.hold_at=0.55") from None
     return data
 
 
@@ -62,7 +70,8 @@ def run(model: str | None = None, sets: list[str] | None = None) -> dict[str, An
     for version, origin in PAIRS:
         data = json.loads((archive_dir() / f"custody-default@{version}.json").read_text("utf-8"))
         layer = PromptSafety(policy_from_data(variant(data, model, sets or []), f"{version} (study variant)"))
-        row: dict[str, Any] = {"release": version, "holdout": origin, **{k: 0 for k in pooled}, "missed_ids": []}
+        row: dict[str, Any] = {"release": version, "holdout": origin, "missed_ids": []}
+        row.update({k: 0 for k in pooled})
         for item in (i for i in items if i.get("origin") == origin):
             d = decide(layer, item)
             if item["expected_action"] == "allow":
@@ -85,12 +94,16 @@ def run(model: str | None = None, sets: list[str] | None = None) -> dict[str, An
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", help="a model in pipeline/models (its name, without .json) instead of each release's")
+    ap.add_argument("--model", help="a model in pipeline/models (its name, without .json) instead of each "
+                                    "release's own")
     ap.add_argument("--set", action="append", default=[], metavar="CATEGORY.FIELD=JSON",
                     help="a classifier threshold, e.g. nonconsensual_intimate_edit.hold_at=0.55")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
-    out = run(a.model, a.set)
+    try:
+        out = run(a.model, a.set)
+    except (ValueError, OSError, InvalidPolicy) as e:  # a malformed --set, a missing model file
+        ap.error(str(e))
     if a.json:
         print(json.dumps(out))
         return 0
@@ -99,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['missed_all']}/{r['harmful_all']}), benign flagged {r['flagged']}/{r['benign']}: "
               f"{' '.join(r['missed_ids'])}")
     p = out["pooled"]
-    print(f"pooled: missed {p['missed']}/{p['harmful']} ({100 * p['missed'] / p['harmful']:.2f} %), every category "
+    print(f"pooled: missed {p['missed']}/{p['harmful']} ({100 * p['missed'] / p['harmful']:.2f} %), "
+          "every category "
           f"{p['missed_all']}/{p['harmful_all']}, benign flagged {p['flagged']}/{p['benign']} "
           f"({100 * p['flagged'] / p['benign']:.2f} %)")
     return 0

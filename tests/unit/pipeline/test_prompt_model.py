@@ -247,8 +247,9 @@ def test_generated_training_data_is_deterministic_and_labelled() -> None:
 
 
 def test_red_team_prompts_become_training_items_only_when_asked() -> None:
-    """``--redteam``: attacks positive for their category, look-alikes negative, ids named by their file (two red
-    teams may reuse an id); the default training data is unchanged, so a shipped model's data stays reproducible."""
+    """``--redteam``: attacks positive for their category, look-alikes negative, ids named by their file (two
+    red teams may reuse an id); the default training data is unchanged, so a shipped model's data stays
+    reproducible."""
     train = _train_module()
     rt = train.redteam_items()
     files = sorted((ROOT / "tests" / "pipeline_eval").glob("redteam*.jsonl"))
