@@ -4,6 +4,8 @@
     pip install -e '.[train]'
     python bench/train_prompt_model.py                      # writes pipeline/models/prompt_classifier.json
     python bench/train_prompt_model.py --cv                 # also 5-fold out-of-fold figures (slower)
+    python bench/train_prompt_model.py --encoder --redteam --leave-out holdout-28,holdout-29 --out pipeline/models/M.json
+                                                            # a model for bench/blind_study.py --model M
 
 Training data — never an evaluation split:
 
