@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from eval_prompts import decide  # noqa: E402
+from eval_prompts import NONCONSENSUAL, decide  # noqa: E402
 
 from pipeline.errors import InvalidPolicy  # noqa: E402
 from pipeline.policy import policy_from_data  # noqa: E402
@@ -41,7 +41,7 @@ from pipeline.prompt_safety import PromptSafety  # noqa: E402
 # (release, the holdout first measured on it); every one ships classifier v25 and code >= 1.5.0
 PAIRS = (("1.27.0", "holdout-28"), ("1.28.0", "holdout-29"), ("1.29.0", "holdout-30"),
          ("1.30.0", "holdout-31"))
-GROUP = {"nonconsensual_intimate_edit", "sex_related_crimes", "child_sexual_exploitation"}
+GROUP = set(NONCONSENSUAL)  # the target group, as eval_prompts.py counts it
 PROMPTS = ROOT / "tests" / "pipeline_eval" / "prompts.jsonl"
 
 
