@@ -3,11 +3,14 @@
     python bench/bench_prompt_speed.py                # the first 1,000 prompts of tests/pipeline_eval/prompts.jsonl
     python bench/bench_prompt_speed.py --n 3000 --compare-plain-alternation
     python bench/bench_prompt_speed.py --n 0 --long --compare-plain-alternation
+    python bench/bench_prompt_speed.py --n 1000 --compare-stage-1.6.0
 
 ``--compare-plain-alternation`` also times, in the same run, the lexicon patterns as they were compiled by earlier
 stage versions (1.5.0: the word-start lookbehind written once only for a list made wholly of plain terms; before
 session 9: repeated in every alternative), all with the embeddings cached, and checks that all give the same decisions.
-``--long`` times prompts at the policy's length limit (ordinary prose, and the hang guards' crafted inputs) in CPU
+``--compare-stage-1.6.0`` times, in the same run and with the embeddings cached, the layer as stage 1.6.0 evaluated it:
+every group of every rule scanned before a rule is judged, and each classifier concept term matched against the prompt
+on its own; the decisions must be the same. ``--long`` times prompts at the policy's length limit (ordinary prose, and the hang guards' crafted inputs) in CPU
 seconds per decision.
 """
 
@@ -25,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline import normalise as norm
+from pipeline.prompt_model import Concepts
 from pipeline.prompt_safety import PromptSafety, Session
 
 PROMPTS = ROOT / "tests" / "pipeline_eval" / "prompts.jsonl"
@@ -44,7 +48,7 @@ def _stage_1_5_0_compile_terms(terms: list[str] | tuple[str, ...]) -> re.Pattern
     return re.compile("|".join(f"(?:{a})" for a in alts))
 
 
-FORMS = {"runs factored (stage 1.6.0, shipped)": None,
+FORMS = {"runs factored (stage 1.6.0 and later, shipped)": None,
          "whole plain lists factored (stage 1.5.0)": _stage_1_5_0_compile_terms,
          "lookbehind per alternative (before session 9)": _plain_compile_terms}
 
@@ -59,6 +63,54 @@ def _with_form(form: str, fn):  # type: ignore[no-untyped-def]
         return fn()
     finally:
         ps.compile_terms = norm.compile_terms = shipped  # type: ignore[assignment]
+
+
+def _scan_every_group(self, rule, view, session):  # type: ignore[no-untyped-def]
+    """Stage 1.6.0's rule evaluation: every group scanned, then the rule judged (the scans are cached per view)."""
+    for g in rule.groups:
+        view.group_matches(g, self._patterns)
+    return _SHIPPED_FIRE(self, rule, view, session)
+
+
+def _terms_one_by_one(self, words):  # type: ignore[no-untyped-def]
+    """Stage 1.6.0's concept matching: each term found on its own (prefix words by scanning the prompt's words)."""
+    index: dict[str, list[int]] = {}
+    for i, w in enumerate(words):
+        index.setdefault(w, []).append(i)
+    terms: dict[int, list[list[str]]] = {}
+    for table, star in ((self._exact, ""), (self._prefix, "*")):
+        for first, entries in table.items():
+            for k, rest in entries:
+                terms.setdefault(k, []).append([first + star, *rest])
+    out = {}
+    for k, name in enumerate(self.names):
+        pos = set()
+        for parts in terms.get(k, []):
+            head = parts[0]
+            starts = (sorted(i for w, p in index.items() if w.startswith(head[:-1]) for i in p) if head.endswith("*")
+                      else index.get(head, []))
+            for i in starts:
+                if i + len(parts) <= len(words) and all(
+                        words[i + j].startswith(q[:-1]) if q.endswith("*") else words[i + j] == q
+                        for j, q in enumerate(parts[1:], start=1)):
+                    pos.add(i)
+        if pos:
+            out[name] = sorted(pos)
+    return out
+
+
+_SHIPPED_FIRE = PromptSafety._fire
+
+
+def _as_stage_1_6_0(fn):  # type: ignore[no-untyped-def]
+    shipped_where = Concepts.where
+    PromptSafety._fire = _scan_every_group  # type: ignore[method-assign]
+    Concepts.where = _terms_one_by_one  # type: ignore[method-assign]
+    try:
+        return fn()
+    finally:
+        PromptSafety._fire = _SHIPPED_FIRE  # type: ignore[method-assign]
+        Concepts.where = shipped_where  # type: ignore[method-assign]
 
 
 def _long_inputs() -> dict[str, str]:
@@ -110,6 +162,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1000, help="how many prompts (from the top of prompts.jsonl; 0: none)")
     ap.add_argument("--compare-plain-alternation", action="store_true")
+    ap.add_argument("--compare-stage-1.6.0", dest="stage_1_6_0", action="store_true")
     ap.add_argument("--long", action="store_true", help="also time prompts at the length limit (CPU s / decision)")
     a = ap.parse_args()
     forms = list(FORMS) if a.compare_plain_alternation else list(FORMS)[:1]
@@ -129,6 +182,16 @@ def main() -> None:
                 outs.append((form, statistics.fmean(ms), got))
             for form, mean, got in outs[1:]:
                 print(f"{form}: identical decisions {got == outs[0][2]}; shipped is {mean / outs[0][1]:.2f}x as fast")
+        if a.stage_1_6_0:
+            runs = []
+            for name, wrap in (("stage 1.7.0 (shipped)", lambda f: f()), ("stage 1.6.0", _as_stage_1_6_0)) * 2:
+                ms, got = wrap(lambda: _run(items))
+                runs.append((name, ms, got))
+            for name, ms, _ in runs:
+                _report(f"{name}, embeddings cached", ms)
+            new, old = statistics.fmean(runs[0][1] + runs[2][1]), statistics.fmean(runs[1][1] + runs[3][1])
+            same = all(got == runs[0][2] for _, _, got in runs)
+            print(f"stage 1.6.0: identical decisions {same}; shipped is {old / new:.2f}x as fast (both runs each)")
     if a.long:
         results = {form: _long(form) for form in forms}
         print("\n| prompt at the length limit | " + " | ".join(f"{f}, CPU s" for f in forms) + " |")

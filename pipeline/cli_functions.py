@@ -99,7 +99,6 @@ def analyse_file(path: str | Path, surface: str = "imagine", source_path: str | 
     from pipeline.decision import analyse
     from pipeline.hashbank import load_bank
     from pipeline.images import read_upload
-
     from pipeline.watermark import WatermarkError
 
     if isinstance(key, str):

@@ -434,6 +434,7 @@ def _word_pattern(word: str) -> str:
     return "".join(f"{cls}++" if n == 1 else f"{cls}{{{n},}}+" for cls, n in runs)
 
 
+@lru_cache(maxsize=65536)
 def compile_term(term: str) -> str:
     """One term → a linear-time regex (no surrounding group). A trailing ``*`` makes it a stem
     (any word ending may follow); otherwise it must end at a word boundary, after an optional
@@ -449,9 +450,24 @@ def compile_term(term: str) -> str:
 def compile_terms(terms: list[str] | tuple[str, ...]) -> re.Pattern[str]:
     """Alternation of compiled terms, longest first (deterministic, and the most specific wins).
     A term written ``re:PATTERN`` is taken as a regular expression over the normalised text (the
-    policy loader has already refused unsafe ones)."""
+    policy loader has already refused unsafe ones). Cached (:func:`compiled`)."""
+    return _compile_terms(tuple(terms))
+
+
+@lru_cache(maxsize=2048)
+def _compile_terms(terms: tuple[str, ...]) -> re.Pattern[str]:
     alts = sorted({t[3:] if t.startswith("re:") else compile_term(t) for t in terms}, key=lambda p: (-len(p), p))
-    return re.compile(_factor_word_starts(alts))
+    return compiled(_factor_word_starts(alts))
+
+
+@lru_cache(maxsize=2048)
+def compiled(pattern: str) -> re.Pattern[str]:
+    """``re.compile`` with a cache that holds every pattern of several policies. The standard library's
+    keeps 512; a policy compiles about 520 large alternations, so every layer built after the first (an
+    archived version in a replay, a variant in a test) compiled them all again: 10 s a layer on this
+    machine, most of the time of the tests that build layers. A compiled pattern is immutable and safe
+    to share between threads."""
+    return re.compile(pattern)
 
 
 def _factor_word_starts(alts: list[str]) -> str:

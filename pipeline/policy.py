@@ -36,6 +36,7 @@ meaning have the same hash and a decision names exactly the policy that made it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -405,10 +406,11 @@ def _message(err: dict[str, Any]) -> str:
     return msg.removeprefix("Value error, ")
 
 
+@functools.lru_cache(maxsize=8192)
 def _regex_problem(pattern: str) -> str | None:
     """Why a policy regex is unsafe or invalid, or None. Refused: syntax errors, backreferences,
     and a repeated sub-pattern that itself repeats or alternates — the shapes that backtrack
-    catastrophically."""
+    catastrophically. Cached: a policy has about 700 such patterns, most shared with its other versions."""
     if len(pattern) > MAX_REGEX_CHARS:
         return f"regex is {len(pattern)} characters; the limit is {MAX_REGEX_CHARS}"
     try:

@@ -16,6 +16,7 @@ from pipeline import prompt_model
 from pipeline.errors import InvalidPolicy, PolicyNotFound
 from pipeline.policy import default_policy, policy_from_data
 from pipeline.prompt_model import (
+    Concepts,
     features,
     features_v2,
     file_sha256,
@@ -209,6 +210,43 @@ def test_concept_features_mark_co_occurrence_and_nearness() -> None:
     assert "p:person+undress" in far and "n:person+undress" not in far
     assert features_v2("a red car", concepts, pairs, 2)[:3] == features("a red car")[:3]
     assert not any(x.startswith(("k:", "p:", "n:")) for x in features_v2("a red car", concepts, pairs, 2))
+
+
+def _term_starts(words: list[str], term: str) -> list[int]:
+    """The plain reading of a concept term, for checking the compiled matcher: every position where
+    each of the term's words matches in turn (a trailing ``*`` = prefix)."""
+    parts = term.split(" ")
+
+    def ok(w: str, p: str) -> bool:
+        return w.startswith(p[:-1]) if p.endswith("*") else w == p
+
+    return [i for i in range(len(words) - len(parts) + 1) if all(ok(words[i + j], p) for j, p in enumerate(parts))]
+
+
+def test_compiled_concepts_find_what_the_plain_reading_of_each_term_finds() -> None:
+    """:class:`Concepts` files terms by first word; on every shipped model's lexicons and on prompts
+    that put terms at the edges, repeat them and cut them short, it finds exactly the plain reading's
+    positions."""
+    import random
+
+    lexicons = []
+    for path in sorted((ROOT / "pipeline" / "models").glob("prompt_classifier_v*.json")):
+        feats = json.loads(path.read_text())["features"]
+        if "concepts" in feats and feats["concepts"] not in lexicons:
+            lexicons.append(feats["concepts"])
+    assert lexicons  # every model since 1.3.0 carries the same lexicons
+    rng = random.Random(7)
+    for concepts in lexicons:
+        compiled = Concepts(concepts)
+        vocab = sorted({w.rstrip("*") + rng.choice(["", "s", "ing"]) for ts in concepts.values() for t in ts
+                        for w in t.split(" ")} | {"a", "the", "her", "of"})
+        for _ in range(300):
+            words = [rng.choice(vocab) for _ in range(rng.randint(0, 12))]
+            want = {k: sorted({i for t in ts for i in _term_starts(words, t)}) for k, ts in concepts.items()}
+            assert compiled.where(words) == {k: v for k, v in sorted(want.items()) if v}, words
+    edge = Concepts({"x": ["take off*", "off", "*"], "y": ["her clothes"]})
+    assert edge.where(["take", "off"]) == {"x": [0, 1]}  # "*" alone matches every word
+    assert edge.where(["her"]) == {"x": [0]}  # a two-word term cut short by the end matches nothing
 
 
 def test_the_shipped_model_uses_concepts_and_the_1_2_0_model_still_scores_as_recorded() -> None:

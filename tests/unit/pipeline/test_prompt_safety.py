@@ -175,6 +175,41 @@ def test_a_lexicon_pattern_matches_as_its_terms_do() -> None:
     assert mixed.pattern.count("(?<![a-z0-9])") == 1 and [m.group() for m in mixed.finditer("xxx top")] == ["xxx", "top"]
 
 
+def test_stage_1_7_0_decides_as_stage_1_6_0_did() -> None:
+    """Stage 1.7.0 judges a rule group by group, stopping at the first that does not match, and files the
+    classifier's concept terms by first word: speed-ups that must not change a decision. The benchmark's
+    re-creation of 1.6.0 (every group scanned; each concept term matched on its own) decides the first 120
+    evaluation prompts and 30 sessions exactly as the shipped code does (15,859 prompts were compared
+    when 1.7.0 was written: BENCHMARKS.md)."""
+    bench = bench_module("bench_prompt_speed")
+    every = [json.loads(line) for line in bench.PROMPTS.read_text().splitlines() if line.strip()]
+    items = every[:120] + [i for i in every if "turns" in i][:30]
+    assert len(items) == 150
+    _, shipped = bench._run(items)
+    _, old = bench._as_stage_1_6_0(lambda: bench._run(items))
+    assert old == shipped
+    assert PromptSafety._fire is bench._SHIPPED_FIRE  # the re-creation is undone
+
+
+def test_layers_share_the_compiled_patterns_of_their_common_lexicons() -> None:
+    """Every layer built after the first (an archived version in a replay, a variant policy) reuses the
+    compiled pattern of each lexicon it shares: the standard library's cache holds 512 patterns and a
+    policy has more, so each layer compiled all of them again (about 10 s a layer)."""
+    from pipeline.policy_archive import registry
+
+    current = layer_for()
+    doc = json.loads(current.policy.canonical_json)
+    doc["surfaces"] = [*doc["surfaces"], "kiosk"]
+    variant = PromptSafety(policy_from_data(doc))
+    assert len(variant._patterns) == len(current._patterns) > 300
+    assert all(a is b for a, b in zip(variant._patterns, current._patterns, strict=True))
+    assert all(a[1] is b[1] for a, b in zip(variant._masks, current._masks, strict=True))
+    archived = PromptSafety(registry().get("custody-default", "1.29.0"))
+    shared = {p.pattern: p for p in current._patterns}
+    same = [p for p in archived._patterns if p.pattern in shared]
+    assert len(same) > len(archived._patterns) // 2 and all(shared[p.pattern] is p for p in same)
+
+
 # --- decisions ----------------------------------------------------------------------------------
 
 def test_decision_names_policy_and_stage_and_is_frozen() -> None:
