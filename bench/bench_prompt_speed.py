@@ -4,13 +4,16 @@
     python bench/bench_prompt_speed.py --n 3000 --compare-plain-alternation
     python bench/bench_prompt_speed.py --n 0 --long --compare-plain-alternation
     python bench/bench_prompt_speed.py --n 1000 --compare-stage-1.6.0
+    python bench/bench_prompt_speed.py --n 0 --layers 10
 
 ``--compare-plain-alternation`` also times, in the same run, the lexicon patterns as they were compiled by earlier
 stage versions (1.5.0: the word-start lookbehind written once only for a list made wholly of plain terms; before
 session 9: repeated in every alternative), all with the embeddings cached, and checks that all give the same decisions.
 ``--compare-stage-1.6.0`` times, in the same run and with the embeddings cached, the layer as stage 1.6.0 evaluated it:
 every group of every rule scanned before a rule is judged, and each classifier concept term matched against the prompt
-on its own; the decisions must be the same. ``--long`` times prompts at the policy's length limit (ordinary prose, and the hang guards' crafted inputs) in CPU
+on its own; the decisions must be the same. ``--layers N`` times loading and building the layer for the current policy and the last N archived versions, one
+after another in one process, with the process's pattern caches kept (shipped) and emptied before each (as before
+stage 1.7.0). ``--long`` times prompts at the policy's length limit (ordinary prose, and the hang guards' crafted inputs) in CPU
 seconds per decision.
 """
 
@@ -113,6 +116,38 @@ def _as_stage_1_6_0(fn):  # type: ignore[no-untyped-def]
         Concepts.where = shipped_where  # type: ignore[method-assign]
 
 
+def _layers(n: int) -> None:
+    import pipeline.policy as pol
+    from pipeline.policy_archive import registry
+
+    reg = registry()
+    versions = [(v["policy_id"], v["version"]) for v in reg.versions()][-n:]
+
+    def empty() -> None:
+        for fn in (norm.compiled, norm._compile_terms, norm.compile_term, pol._regex_problem):
+            fn.cache_clear()
+        re.purge()
+
+    def build(cached: bool) -> list[tuple[str, float]]:
+        out = []
+        empty()  # the first layer starts cold either way
+        for key in [None, *versions]:
+            if not cached:
+                empty()
+            t0 = time.perf_counter()
+            policy = pol.default_policy() if key is None else reg.get(*key)
+            PromptSafety(policy)
+            out.append((policy.version if key else f"{policy.version} (current)", time.perf_counter() - t0))
+        return out
+
+    PromptSafety()  # warm-up: the classifier models and the encoder are loaded once either way
+    uncached, cached = build(False), build(True)
+    print("| policy | load + build, caches emptied (before 1.7.0), s | caches kept (1.7.0), s |\n|---|---:|---:|")
+    for (name, a), (_, b) in zip(uncached, cached):
+        print(f"| {name} | {a:.2f} | {b:.2f} |")
+    print(f"| total | {sum(a for _, a in uncached):.2f} | {sum(b for _, b in cached):.2f} |")
+
+
 def _long_inputs() -> dict[str, str]:
     from tests.unit.pipeline.test_prompt_safety import PATHOLOGICAL
     texts = [json.loads(line).get("text") for line in PROMPTS.read_text().splitlines() if line.strip()]
@@ -163,6 +198,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000, help="how many prompts (from the top of prompts.jsonl; 0: none)")
     ap.add_argument("--compare-plain-alternation", action="store_true")
     ap.add_argument("--compare-stage-1.6.0", dest="stage_1_6_0", action="store_true")
+    ap.add_argument("--layers", type=int, default=0, help="time building the current and the last N archived layers")
     ap.add_argument("--long", action="store_true", help="also time prompts at the length limit (CPU s / decision)")
     a = ap.parse_args()
     forms = list(FORMS) if a.compare_plain_alternation else list(FORMS)[:1]
@@ -192,6 +228,8 @@ def main() -> None:
             new, old = statistics.fmean(runs[0][1] + runs[2][1]), statistics.fmean(runs[1][1] + runs[3][1])
             same = all(got == runs[0][2] for _, _, got in runs)
             print(f"stage 1.6.0: identical decisions {same}; shipped is {old / new:.2f}x as fast (both runs each)")
+    if a.layers:
+        _layers(a.layers)
     if a.long:
         results = {form: _long(form) for form in forms}
         print("\n| prompt at the length limit | " + " | ".join(f"{f}, CPU s" for f in forms) + " |")
