@@ -280,7 +280,8 @@ class PromptSafety:
         self.policy = policy or default_policy()
         doc = self.policy.document
         self._surfaces = frozenset(doc.surfaces)
-        # One compiled pattern per lexicon and per inline term list, shared by every rule using it.
+        # One compiled pattern per lexicon and per inline term list, shared by every rule using it (and, through
+        # normalise.compiled, by every layer in the process that has the same lexicon).
         self._patterns: list[re.Pattern[str]] = []
         index: dict[tuple[str, ...], int] = {}  # sorted term tuple, or ("~seq", entry) → pattern index
 
