@@ -331,7 +331,11 @@ def pipeline_policy_validate(path: Annotated[Path, typer.Argument(help="Policy d
     from pipeline.cli_functions import validate_policy
 
     d = validate_policy(path)
-    _emit(d, as_json, f"valid: {d.get('policy_id')} {d.get('version')} ({d.get('policy_sha256', '')[:16]}…)")
+    text = f"valid: {d.get('policy_id')} {d.get('version')} ({d.get('policy_sha256', '')[:16]}…)"
+    for u in d.get("unreadable_terms", []):
+        text += (f"\nwarning: term {u['term']!r} can never match: a prompt that says it reads {u['reads_as']!r} after "
+                 f"normalisation (used by {', '.join(u['used_by'])})")
+    _emit(d, as_json, text)
 
 
 @pipeline_app.command("analyse")

@@ -43,10 +43,16 @@ def check_prompt(text: str, surface: str = "chat", session_turns: list[str] | No
 def validate_policy(path: str | Path) -> dict[str, Any]:
     """Load and validate a policy file; return its identity and a summary. Raises
     :class:`~pipeline.errors.InvalidPolicy` (exit 2) naming every problem found, or
-    :class:`~pipeline.errors.PolicyNotFound` (exit 3)."""
+    :class:`~pipeline.errors.PolicyNotFound` (exit 3). ``unreadable_terms`` lists the terms the layer can
+    never match as written (:mod:`pipeline.policy_lint`)."""
+    from pipeline.policy_lint import unreadable_terms
+
     policy = load_policy(path)
     layer_for(policy)  # compiling every term and pattern is part of validation
-    return {"valid": True, **policy.summary()}
+    # warnings, not problems: an archived policy with such a term must still load for its replays
+    unreadable = [{"term": u.term, "reads_as": u.reads_as, "used_by": list(u.used_by)}
+                  for u in unreadable_terms(policy.document)]
+    return {"valid": True, **policy.summary(), "unreadable_terms": unreadable}
 
 
 def mark_file(path: str | Path, out_path: str | Path, payload: int, key_hex: str, chain_dir: str | Path,

@@ -6,7 +6,7 @@
 #   - a virtualenv in .venv with Custody and its test dependencies
 #   - a Docker engine (dockerd started in the background if none answers) and the sandbox image
 #     (custody-sandbox:latest, built offline from a debootstrap rootfs cached in /var/cache/custody)
-# Extra arguments go to pytest.
+# Extra arguments go to pytest (the suite runs on every core: -n auto; pass -n 0 to run it in one process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -75,4 +75,5 @@ fi
 
 echo "== tests"
 export CUSTODY_TEST_POSTGRES_URL="${CUSTODY_TEST_POSTGRES_URL:-postgresql+psycopg://custody:custody@127.0.0.1:5432/custody_test}"
-exec .venv/bin/python -m pytest "$@"
+# on every core (pytest-xdist); tests that share the Docker engine run in one worker (tests/conftest.py)
+exec .venv/bin/python -m pytest -n auto --dist loadgroup "$@"

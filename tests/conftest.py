@@ -4,6 +4,11 @@
 PostgreSQL (a fresh schema per test on the server named by CUSTODY_TEST_POSTGRES_URL). Without
 a reachable server the PostgreSQL cases skip — unless CUSTODY_REQUIRE_POSTGRES=1 (as in CI),
 where they fail.
+
+The suite runs on every core with pytest-xdist (``-n auto --dist loadgroup``, see scripts/test.sh). Tests that
+share one global resource run in one worker, one after another (xdist group "sandbox"): every test that uses the Docker
+engine (they assert that no sandbox container or volume is left behind, which another worker's running replay would
+break) and the process sandbox's tests (they look for the job's processes by user id, which a container's job shares).
 """
 
 from __future__ import annotations
@@ -67,6 +72,27 @@ def postgres_schema_url() -> Iterator[str]:
     finally:
         with psycopg.connect(**conninfo, autocommit=True) as c:
             c.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the group marks into the node ids
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests of a module that takes the Docker fixtures share the xdist group "sandbox" (one worker, in order)."""
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is not None and hasattr(module, "docker_client"):
+            item.add_marker(pytest.mark.xdist_group("sandbox"))
+
+
+@pytest.hookimpl(trylast=True)  # after xdist's hook
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Fail loudly if xdist's grouping did not take effect: with pytest 9.2, pytest-xdist 3.8's loadgroup silently
+    distributes grouped tests as if ungrouped (pytest-xdist#1386), and the Docker tests then break each other."""
+    if not session.config.getoption("loadgroup", default=False):
+        return
+    lost = [i.nodeid for i in session.items if any(i.iter_markers("xdist_group")) and "@" not in i.nodeid]
+    if lost:
+        raise pytest.UsageError(f"--dist loadgroup did not group {len(lost)} tests (e.g. {lost[0]}); "
+                                "pytest-xdist#1386 with pytest >= 9.2: install 'pytest<9.2'")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -23,6 +23,9 @@ TOOLS = [t for t in ("bwrap", "unshare") if shutil.which(t) and (t == "bwrap" or
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(PY), reason="needs Debian's /usr/bin/python3"),
     pytest.mark.skipif(not TOOLS, reason="neither bubblewrap nor (as root) unshare is available"),
+    # with the Docker tests in one xdist worker: a check below looks for the job's processes by user id, which a
+    # container's job running at the same time shares (tests/conftest.py)
+    pytest.mark.xdist_group("sandbox"),
 ]
 
 
