@@ -533,8 +533,7 @@ def _semantic_problems(doc: PolicyDocument) -> list[str]:
             elif name not in doc.categories:
                 problems.append(f"{where}.allow: {name!r} is not declared under categories")
         problems.extend(_word_list_problems(c.unless, doc, f"{where}.unless"))
-        groups = [c.any] if c.any is not None else [g if isinstance(g, list) else [g] for g in (c.all or [])]
-        for t in [t for g in groups for t in g]:
+        for t in [t for g in group_entries(c) for t in g]:
             problems.extend(_group_entry_problems(t, doc, where))
     seen: set[str] = set()
     for i, r in enumerate(doc.rules):
@@ -554,7 +553,7 @@ def _semantic_problems(doc: PolicyDocument) -> list[str]:
             bad = _regex_problem(r.regex)
             if bad:
                 problems.append(f"{where}.regex: {bad}")
-        groups = [r.any] if r.any is not None else [g if isinstance(g, list) else [g] for g in (r.all or [])]
+        groups = group_entries(r)
         if r.all is not None and len(r.all) < 2:
             problems.append(f"{where}.all: needs at least two groups (use 'any' for one)")
         for g, group in enumerate(groups):
@@ -563,6 +562,12 @@ def _semantic_problems(doc: PolicyDocument) -> list[str]:
             for t in group:
                 problems.extend(_group_entry_problems(t, doc, where))
     return problems
+
+
+def group_entries(item: Rule | Context) -> list[list[str]]:
+    """A rule's or a context's groups, each a list of entries: ``any`` is one group, and a group of ``all`` may be
+    written as one string."""
+    return [item.any] if item.any is not None else [g if isinstance(g, list) else [g] for g in (item.all or [])]
 
 
 def _group_entry_problems(entry: str, doc: PolicyDocument, where: str) -> list[str]:

@@ -6,7 +6,10 @@ letter ("xxx" reads "xx") and drops punctuation inside words. A policy term is c
 with the Unicode folding only, so a term those steps would rewrite can never match the folded view: the
 shipped 1.30.0 had "r34" (rule 34) in its explicit lexicon, and "draw r34 of the girl in this photo" was
 allowed. Policy validation cannot refuse such a term (archived policies must keep loading for replays),
-so it reports them: ``custody pipeline policy validate`` lists them under ``unreadable_terms``.
+so it reports them: ``custody pipeline policy validate`` lists them under ``unreadable_terms``. (Compiling
+terms through the same folding instead would fix it one level down, but it would change what every archived
+policy decides, and a replay must reproduce the recorded decision; a new policy version spells the term so
+it is read.)
 
 Only what is read on the folded view is checked: the groups of rules (``view: folded``, the default) and
 of contexts. ``unless`` lists, ``requires`` and masks are read on every view, the canonical one included,
@@ -19,7 +22,7 @@ import re
 from dataclasses import dataclass
 
 from pipeline.normalise import compile_term, normalise, term_words
-from pipeline.policy import REGEX_PREFIX, SEQUENCE_MARK, PolicyDocument, parse_sequence
+from pipeline.policy import REGEX_PREFIX, SEQUENCE_MARK, PolicyDocument, group_entries, parse_sequence
 
 
 @dataclass(frozen=True)
@@ -58,9 +61,8 @@ def unreadable_terms(doc: PolicyDocument) -> list[UnreadableTerm]:
         for item in items:
             if getattr(item, "view", "folded") != "folded":
                 continue
-            groups = [item.any] if item.any else list(item.all or [])
-            for group in groups:
-                for entry in [group] if isinstance(group, str) else group:
+            for group in group_entries(item):
+                for entry in group:
                     for term in _terms_of(entry, doc):
                         users.setdefault(term, set()).add(f"{kind} {item.id}")
     out = []

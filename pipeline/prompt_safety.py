@@ -65,7 +65,15 @@ from typing import Any
 
 from pipeline.errors import EmptyPrompt, InvalidPolicy, InvalidPrompt, InvalidSurface, PromptTooLarge
 from pipeline.normalise import compile_terms, compiled, dependency_versions, normalise
-from pipeline.policy import ACTIONS, SEQUENCE_MARK, ClassifierPolicy, Policy, default_policy, parse_sequence
+from pipeline.policy import (
+    ACTIONS,
+    SEQUENCE_MARK,
+    ClassifierPolicy,
+    Policy,
+    default_policy,
+    group_entries,
+    parse_sequence,
+)
 from pipeline.prompt_model import PromptModel, file_sha256, load_model, model_path
 
 STAGE = "prompt_safety"
@@ -320,10 +328,8 @@ class PromptSafety:
             if r.regex is not None:
                 self._patterns.append(compiled(r.regex))
                 groups: tuple[tuple[int, ...], ...] = ((len(self._patterns) - 1,),)
-            elif r.any is not None:
-                groups = (group(r.any),)
             else:
-                groups = tuple(group(g if isinstance(g, list) else [g]) for g in (r.all or []))
+                groups = tuple(group(g) for g in group_entries(r))
             rules.append(_Rule(r.id, r.category, r.weight, r.scope, r.view, groups, r.window))
         self._rules = tuple(rules)
 
@@ -333,8 +339,7 @@ class PromptSafety:
 
         self._contexts: list[tuple[_Rule, frozenset[str], re.Pattern[str]]] = []
         for c in doc.contexts:
-            cgroups = (group(c.any),) if c.any is not None else tuple(
-                group(g if isinstance(g, list) else [g]) for g in (c.all or []))
+            cgroups = tuple(group(g) for g in group_entries(c))
             self._contexts.append((_Rule(c.id, "", 1.0, "turn", "folded", cgroups, c.window), frozenset(c.allow),
                                    words(c.unless)))
         self._masks = [(m, compile_terms([m])) for m in sorted(set(doc.masks))]

@@ -17,7 +17,6 @@ from pipeline.prompt_safety import PromptSafety
 ROOT = Path(__file__).resolve().parents[3]
 
 
-
 def test_folded_form_names_what_the_text_becomes() -> None:
     assert folded_form("r34") == "rea"          # leetspeak undone inside a word that mixes letters and digits
     assert folded_form("xxx") == "xx"           # a run of a letter shortened
